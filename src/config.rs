@@ -1,0 +1,290 @@
+//! The configuration: one clap structure fed, in order of precedence, by
+//! command-line flags, `NANOKUBE_*` environment variables and a YAML file
+//! whose keys are the long flag names (as in k3s).
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+pub const DEFAULT_CONFIG: &str = "/etc/nanokube/config.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: key {key:?} is not a flag of `nanokube {command}`")]
+    UnknownKey {
+        path: PathBuf,
+        key: String,
+        command: String,
+    },
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nanokube",
+    version,
+    about = "A whole Kubernetes distribution in one executable",
+    args_override_self = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (datastore, etcd API) on this machine
+    Server(ServerArgs),
+    /// Join this machine to a cluster as a worker node
+    Agent(AgentArgs),
+    /// Run only the datastore: an etcd v3 API over SQLite
+    Datastore(DatastoreArgs),
+    /// Print the version
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags every long-running command has.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// YAML config file; keys are long flag names
+    #[arg(long, env = "NANOKUBE_CONFIG_FILE", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Log at debug level
+    #[arg(long, env = "NANOKUBE_DEBUG")]
+    pub debug: bool,
+    /// Log line format
+    #[arg(long, env = "NANOKUBE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Where state lives (default /var/lib/nanokube as root, ~/.nanokube otherwise)
+    #[arg(long, short = 'd', env = "NANOKUBE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl CommonArgs {
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/var/lib/nanokube")
+    } else {
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".nanokube"))
+            .unwrap_or_else(|| PathBuf::from(".nanokube"))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompactionArgs {
+    /// Seconds between automatic compactions (0 disables them)
+    #[arg(long, env = "NANOKUBE_COMPACTION_INTERVAL", default_value_t = 60)]
+    pub compaction_interval: u64,
+    /// Seconds of history kept by automatic compaction
+    #[arg(long, env = "NANOKUBE_COMPACTION_RETENTION", default_value_t = 300)]
+    pub compaction_retention: u64,
+    /// Revisions of history always kept by automatic compaction
+    #[arg(long, env = "NANOKUBE_COMPACTION_MIN_REVISIONS", default_value_t = 1000)]
+    pub compaction_min_revisions: i64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Also serve the etcd API on this TCP address (it is always on <data-dir>/server/etcd.sock)
+    #[arg(long, env = "NANOKUBE_DATASTORE_LISTEN_ADDRESS")]
+    pub datastore_listen_address: Option<SocketAddr>,
+    #[command(flatten)]
+    pub compaction: CompactionArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// URL of a server to join, e.g. https://10.0.0.1:6443
+    #[arg(long, short = 's', env = "NANOKUBE_URL")]
+    pub server: Option<String>,
+    /// Join token
+    #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatastoreArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// TCP address of the etcd v3 API
+    #[arg(long, env = "NANOKUBE_LISTEN_ADDRESS", default_value = "127.0.0.1:2379")]
+    pub listen_address: SocketAddr,
+    #[command(flatten)]
+    pub compaction: CompactionArgs,
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Server(_) => "server",
+            Command::Agent(_) => "agent",
+            Command::Datastore(_) => "datastore",
+            Command::Version => "version",
+        }
+    }
+
+    fn common(&self) -> Option<&CommonArgs> {
+        match self {
+            Command::Server(a) => Some(&a.common),
+            Command::Agent(a) => Some(&a.common),
+            Command::Datastore(a) => Some(&a.common),
+            Command::Version => None,
+        }
+    }
+}
+
+/// Parses the command line, then folds in the config file: its keys become
+/// flags placed before the user's own, so flags given on the command line
+/// win, and keys whose environment variable is set are skipped so the
+/// environment wins over the file.
+pub fn load(args: Vec<OsString>) -> Result<Cli, Error> {
+    let first = Cli::parse_from(args.clone());
+    let Some(common) = first.command.common() else {
+        return Ok(first);
+    };
+    let path = common.config.clone();
+    let explicit = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--config" || a.starts_with("--config=")
+    }) || std::env::var_os("NANOKUBE_CONFIG_FILE").is_some();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(first),
+        Err(source) => return Err(Error::Read { path, source }),
+    };
+    let extra = file_args(&path, &text, first.command.name())?;
+    if extra.is_empty() {
+        return Ok(first);
+    }
+    // argv[0], the subcommand, the file's flags, then the user's flags.
+    let pos = args
+        .iter()
+        .position(|a| a.to_string_lossy() == first.command.name())
+        .unwrap_or(1);
+    let mut merged: Vec<OsString> = args[..=pos].to_vec();
+    merged.extend(extra.into_iter().map(OsString::from));
+    merged.extend(args[pos + 1..].iter().cloned());
+    Ok(Cli::parse_from(merged))
+}
+
+fn file_args(path: &Path, text: &str, command: &str) -> Result<Vec<String>, Error> {
+    let parse_err = |message: String| Error::Parse {
+        path: path.to_path_buf(),
+        message,
+    };
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| parse_err(e.to_string()))?;
+    let map = match doc {
+        serde_json::Value::Object(map) => map,
+        serde_json::Value::Null => return Ok(Vec::new()),
+        _ => return Err(parse_err("expected a mapping of flag names to values".into())),
+    };
+    let cli = Cli::command();
+    let sub = cli
+        .find_subcommand(command)
+        .ok_or_else(|| parse_err(format!("unknown command {command}")))?;
+    let mut out = Vec::new();
+    for (key, value) in map {
+        let Some(arg) = sub.get_arguments().find(|a| a.get_long() == Some(key.as_str())) else {
+            return Err(Error::UnknownKey {
+                path: path.to_path_buf(),
+                key,
+                command: command.into(),
+            });
+        };
+        if let Some(env) = arg.get_env() {
+            if std::env::var_os(env).is_some() {
+                continue;
+            }
+        }
+        let flag = format!("--{key}");
+        let takes_value = arg.get_action().takes_values();
+        let values = match value {
+            serde_json::Value::Array(items) => items,
+            other => vec![other],
+        };
+        for v in values {
+            match (v, takes_value) {
+                (serde_json::Value::Bool(true), false) => out.push(flag.clone()),
+                (serde_json::Value::Bool(false), false) | (serde_json::Value::Null, _) => {}
+                (serde_json::Value::String(s), true) => out.push(format!("{flag}={s}")),
+                (serde_json::Value::Number(n), true) => out.push(format!("{flag}={n}")),
+                (serde_json::Value::Bool(b), true) => out.push(format!("{flag}={b}")),
+                (other, _) => {
+                    return Err(parse_err(format!("key {key:?}: unsupported value {other}")));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn file_keys_become_flags_and_cli_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(
+            &path,
+            "listen-address: 127.0.0.1:3000\ndebug: true\ncompaction-retention: 10\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let cli = load(args(&["nanokube", "datastore", "--config", p, "--compaction-retention", "20"]))
+            .unwrap();
+        let Command::Datastore(d) = cli.command else { panic!("wrong command") };
+        assert_eq!(d.listen_address.port(), 3000);
+        assert!(d.common.debug);
+        assert_eq!(d.compaction.compaction_retention, 20);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, "no-such-flag: 1\n").unwrap();
+        let err = load(args(&["nanokube", "datastore", "--config", path.to_str().unwrap()]))
+            .unwrap_err();
+        assert!(err.to_string().contains("no-such-flag"), "{err}");
+    }
+
+    #[test]
+    fn missing_default_file_is_fine_but_missing_explicit_file_is_not() {
+        assert!(load(args(&["nanokube", "datastore"])).is_ok());
+        assert!(load(args(&["nanokube", "datastore", "--config", "/nonexistent/x.yaml"])).is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! nanokube: a whole Kubernetes distribution in one executable.
+
+mod config;
+mod datastore;
+mod etcd;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, UnixListener};
+
+use config::{Command, CommonArgs, CompactionArgs, LogFormat};
+use datastore::{SqliteBackend, SqliteOptions};
+
+fn main() {
+    let cli = match config::load(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(err) => {
+            eprintln!("nanokube: {err}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(err) = run(cli.command) {
+        eprintln!("nanokube: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Version => {
+            println!("nanokube version v{}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        Command::Server(args) => {
+            init_logging(&args.common);
+            runtime()?.block_on(server(args))
+        }
+        Command::Datastore(args) => {
+            init_logging(&args.common);
+            runtime()?.block_on(datastore_only(args))
+        }
+        Command::Agent(args) => {
+            init_logging(&args.common);
+            // The node agent (kubelet, proxy, pod network) is built by the
+            // agent issues; until then say so instead of pretending.
+            anyhow::bail!(
+                "the node agent is not part of this build yet; run `nanokube server` for the control plane"
+            )
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Two workers are plenty for a small control plane and keep idle memory low.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(16)
+        .thread_keep_alive(Duration::from_secs(10))
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn init_logging(common: &CommonArgs) {
+    use tracing_subscriber::EnvFilter;
+    let default = if common.debug { "debug" } else { "info" };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{default},h2=info,tower=info,hyper=info")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match common.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn store_options(c: &CompactionArgs) -> SqliteOptions {
+    SqliteOptions {
+        compaction_interval: Duration::from_secs(c.compaction_interval),
+        compaction_retention: Duration::from_secs(c.compaction_retention),
+        compaction_min_revisions: c.compaction_min_revisions,
+    }
+}
+
+fn db_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("server").join("db").join("state.db")
+}
+
+fn etcd_info(name: &str, urls: Vec<String>) -> etcd::EtcdInfo {
+    etcd::EtcdInfo {
+        name: name.to_string(),
+        client_urls: urls,
+        member_id: 0x6e61_6e6f_6b75_6265 & 0x7fff_ffff_ffff_ffff,
+        cluster_id: 0x636c_7573_7465_7231,
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "nanokube".into())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(err) => {
+            tracing::warn!(%err, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn datastore_only(args: config::DatastoreArgs) -> anyhow::Result<()> {
+    let data_dir = args.common.data_dir();
+    let path = db_path(&data_dir);
+    let store = SqliteBackend::open(&path, store_options(&args.compaction))
+        .with_context(|| format!("opening datastore {}", path.display()))?;
+    let listener = TcpListener::bind(args.listen_address)
+        .await
+        .with_context(|| format!("listening on {}", args.listen_address))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tracing::info!(%url, "datastore ready");
+    let info = etcd_info(&hostname(), vec![url]);
+    etcd::serve_tcp(store.clone(), info, listener, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}
+
+async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
+    let data_dir = args.common.data_dir();
+    let server_dir = data_dir.join("server");
+    let path = db_path(&data_dir);
+    let store = SqliteBackend::open(&path, store_options(&args.compaction))
+        .with_context(|| format!("opening datastore {}", path.display()))?;
+
+    let sock = server_dir.join("etcd.sock");
+    // A socket left by a previous run would make bind fail.
+    match std::fs::remove_file(&sock) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("removing {}", sock.display())),
+    }
+    let unix = UnixListener::bind(&sock).with_context(|| format!("listening on {}", sock.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let mut urls = vec![format!("unix://{}", sock.display())];
+    let tcp = match args.datastore_listen_address {
+        Some(addr) => {
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr}"))?;
+            urls.push(format!("http://{}", l.local_addr()?));
+            Some(l)
+        }
+        None => None,
+    };
+    let info = etcd_info(&hostname(), urls.clone());
+    tracing::info!(?urls, "server ready");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    {
+        let store = store.clone();
+        let info = info.clone();
+        let stop = wait(stop_rx.clone());
+        tasks.spawn(async move { etcd::serve_unix(store, info, unix, stop).await });
+    }
+    if let Some(l) = tcp {
+        let store = store.clone();
+        let stop = wait(stop_rx.clone());
+        tasks.spawn(async move { etcd::serve_tcp(store, info, l, stop).await });
+    }
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        Some(res) = tasks.join_next() => {
+            res.context("etcd listener task")??;
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(res) = tasks.join_next().await {
+        if let Ok(Err(err)) = res {
+            tracing::warn!(%err, "etcd listener stopped with an error");
+        }
+    }
+    store.close().await;
+    let _ = std::fs::remove_file(&sock);
+    Ok(())
+}
+
