@@ -63,7 +63,10 @@ fn range_request_fields_and_sort_rules() {
         sort_target: -3,
         ..Default::default()
     });
-    assert_eq!((r.sort_order, r.sort_target), (SortOrder::None, SortTarget::Key));
+    assert_eq!(
+        (r.sort_order, r.sort_target),
+        (SortOrder::None, SortTarget::Key)
+    );
 }
 
 fn cmp(result: i32, target: i32, union: Option<PbTargetUnion>) -> PbCompare {
@@ -112,7 +115,11 @@ fn txn_request_compares_and_nested_ops() {
         }],
     };
     let t = txn_request(req).unwrap();
-    let targets: Vec<_> = t.compare.iter().map(|c| (c.result, c.target.clone())).collect();
+    let targets: Vec<_> = t
+        .compare
+        .iter()
+        .map(|c| (c.result, c.target.clone()))
+        .collect();
     assert_eq!(
         targets,
         vec![
@@ -128,7 +135,10 @@ fn txn_request_compares_and_nested_ops() {
     match &t.success[..] {
         [TxnOp::Txn(inner)] => match &inner.success[..] {
             [TxnOp::Put(p)] => {
-                assert_eq!((p.key.as_slice(), p.value.as_slice()), (&b"x"[..], &b"y"[..]));
+                assert_eq!(
+                    (p.key.as_slice(), p.value.as_slice()),
+                    (&b"x"[..], &b"y"[..])
+                );
                 assert_eq!(p.lease, 7);
                 assert!(p.prev_kv);
             }

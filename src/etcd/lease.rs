@@ -56,12 +56,7 @@ impl<B: Backend> PbLeaseService for LeaseApi<B> {
     ) -> Result<Response<PbLeaseRevokeResponse>, Status> {
         let id = request.into_inner().id;
         tracing::debug!(id, "lease revoke");
-        let rev = self
-            .ctx
-            .backend
-            .lease_revoke(id)
-            .await
-            .map_err(to_status)?;
+        let rev = self.ctx.backend.lease_revoke(id).await.map_err(to_status)?;
         Ok(Response::new(PbLeaseRevokeResponse {
             header: self.ctx.header(rev),
         }))

@@ -4,12 +4,17 @@
 //! fields of responses are synthesised from the store revision.
 
 mod convert;
+mod forwarder;
 mod kv;
 mod lease;
 mod maintenance;
 mod status;
 mod watch;
 
+#[cfg(test)]
+mod e2e_tests;
+#[cfg(test)]
+mod etcdctl_tests;
 #[cfg(test)]
 mod testing;
 
@@ -161,6 +166,9 @@ where
     };
 
     let server = tonic::transport::Server::builder()
+        // etcd allows any number of streams per connection; the API server
+        // multiplexes hundreds of watches over a few connections.
+        .max_concurrent_streams(u32::MAX)
         .add_service(
             PbKvServer::new(kv::KvApi::new(ctx.clone()))
                 .max_decoding_message_size(MAX_DECODING_BYTES)

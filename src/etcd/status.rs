@@ -51,7 +51,12 @@ mod tests {
     #[test]
     fn codes_match_etcd_rpctypes() {
         let cases = [
-            (Error::Compacted { compact_revision: 3 }, Code::OutOfRange),
+            (
+                Error::Compacted {
+                    compact_revision: 3,
+                },
+                Code::OutOfRange,
+            ),
             (Error::FutureRevision, Code::OutOfRange),
             (Error::EmptyKey, Code::InvalidArgument),
             (Error::KeyNotFound, Code::InvalidArgument),

@@ -80,7 +80,11 @@ impl State {
             .cloned()
             .collect();
         let count = all.len() as i64;
-        let limit = if r.limit > 0 { r.limit as usize } else { all.len() };
+        let limit = if r.limit > 0 {
+            r.limit as usize
+        } else {
+            all.len()
+        };
         let more = all.len() > limit;
         let mut kvs: Vec<KeyValue> = if r.count_only {
             Vec::new()
@@ -204,7 +208,11 @@ impl State {
             self.rev = rev;
             self.history.extend(evs.iter().cloned());
             self.watchers.retain(|(w, tx)| {
-                let mine: Vec<Event> = evs.iter().filter(|e| wants(w, e)).map(|e| shape(w, e)).collect();
+                let mine: Vec<Event> = evs
+                    .iter()
+                    .filter(|e| wants(w, e))
+                    .map(|e| shape(w, e))
+                    .collect();
                 mine.is_empty()
                     || tx
                         .try_send(WatchMessage::Events {
@@ -226,7 +234,8 @@ impl Backend for MemBackend {
         self.lock().write(|st, rev, evs| st.put(&req, rev, evs))
     }
     async fn delete_range(&self, req: DeleteRequest) -> Result<DeleteResponse> {
-        self.lock().write(|st, rev, evs| Ok(st.delete(&req, rev, evs)))
+        self.lock()
+            .write(|st, rev, evs| Ok(st.delete(&req, rev, evs)))
     }
     async fn txn(&self, req: TxnRequest) -> Result<TxnResponse> {
         self.lock().write(|st, rev, evs| st.txn(&req, rev, evs))
@@ -276,11 +285,18 @@ impl Backend for MemBackend {
         if st.leases.remove(&id).is_none() {
             return Err(Error::LeaseNotFound);
         }
-        let keys: Vec<Vec<u8>> =
-            st.kvs.values().filter(|kv| kv.lease == id).map(|kv| kv.key.clone()).collect();
+        let keys: Vec<Vec<u8>> = st
+            .kvs
+            .values()
+            .filter(|kv| kv.lease == id)
+            .map(|kv| kv.key.clone())
+            .collect();
         st.write(|st, rev, evs| {
             for key in keys {
-                let del = DeleteRequest { key, ..Default::default() };
+                let del = DeleteRequest {
+                    key,
+                    ..Default::default()
+                };
                 st.delete(&del, rev, evs);
             }
             Ok(())
@@ -288,18 +304,30 @@ impl Backend for MemBackend {
         Ok(st.rev)
     }
     fn lease_keep_alive(&self, id: i64) -> Result<i64> {
-        self.lock().leases.get(&id).copied().ok_or(Error::LeaseNotFound)
+        self.lock()
+            .leases
+            .get(&id)
+            .copied()
+            .ok_or(Error::LeaseNotFound)
     }
     fn lease_time_to_live(&self, id: i64, with_keys: bool) -> LeaseTimeToLive {
         let st = self.lock();
         match st.leases.get(&id) {
-            None => LeaseTimeToLive { id, ttl: -1, ..Default::default() },
+            None => LeaseTimeToLive {
+                id,
+                ttl: -1,
+                ..Default::default()
+            },
             Some(&ttl) => LeaseTimeToLive {
                 id,
                 ttl,
                 granted_ttl: ttl,
                 keys: if with_keys {
-                    st.kvs.values().filter(|kv| kv.lease == id).map(|kv| kv.key.clone()).collect()
+                    st.kvs
+                        .values()
+                        .filter(|kv| kv.lease == id)
+                        .map(|kv| kv.key.clone())
+                        .collect()
                 } else {
                     Vec::new()
                 },
@@ -320,5 +348,20 @@ impl Backend for MemBackend {
             db_size: 4096,
             db_size_in_use: 2048,
         }
+    }
+}
+
+impl MemBackend {
+    pub fn current_revision_for_test(&self) -> i64 {
+        self.lock().rev
+    }
+
+    /// Watchers whose receiving side is still alive.
+    pub fn open_watchers(&self) -> usize {
+        self.lock()
+            .watchers
+            .iter()
+            .filter(|(_, tx)| !tx.is_closed())
+            .count()
     }
 }

@@ -4,39 +4,28 @@
 //! stream goes through one channel, so their order is the order sent.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use etcd_client::proto::{
-    PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService,
-};
-use futures::FutureExt;
+use etcd_client::proto::{PbWatchRequest, PbWatchRequestUnion, PbWatchResponse, PbWatchService};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::forwarder::{compacted, Flush, Forwarder, Item};
 use super::status::server_stopped;
-use super::{convert, Context};
-use crate::datastore::{Backend, Error, WatchMessage, WatchRequest, Watcher};
+use super::Context;
+use crate::datastore::{Backend, Error, WatchRequest};
 
-/// How often a quiet watch created with progress_notify reports the revision
-/// (etcd's default).
-pub(crate) const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
 /// Responses queued for a slow client before forwarders wait.
 const RESPONSE_BUFFER: usize = 128;
-/// Pending control messages per watch.
+/// Pending control messages per watch, and pending progress answers.
 const CONTROL_BUFFER: usize = 4;
 /// The watch id of responses that belong to no single watch.
 const NO_WATCH: i64 = -1;
 const FILTER_NOPUT: i32 = 0;
 const FILTER_NODELETE: i32 = 1;
-const COMPACTED_REASON: &str = "etcdserver: mvcc: required revision has been compacted";
 /// etcd's ErrWatcherDuplicateID text.
 const DUPLICATE_ID_REASON: &str = "mvcc: duplicate watch ID provided on the WatchStream";
-const STOPPED_REASON: &str = "etcdserver: server stopped";
-
-type Item = Result<PbWatchResponse, Status>;
 
 /// The client stopped reading; the stream is over.
 struct Closed;
@@ -60,31 +49,44 @@ impl<B: Backend> PbWatchService for WatchApi<B> {
         request: Request<Streaming<PbWatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let (progress, progress_rx) = mpsc::channel(CONTROL_BUFFER);
         let session = Session {
             ctx: self.ctx.clone(),
-            tx,
+            tx: tx.clone(),
             watches: HashMap::new(),
             next_id: 0,
+            progress,
+            _progress_task: Task(tokio::spawn(answer_progress(
+                self.ctx.clone(),
+                tx,
+                progress_rx,
+            ))),
         };
         tokio::spawn(session.run(request.into_inner()));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
 
-/// Asks a forwarder to deliver everything up to a revision, then acknowledge.
-struct Flush(i64, oneshot::Sender<()>);
+/// A task that ends when its owner drops it: that is how a closed stream
+/// releases every watch (and so every datastore watcher) it held.
+struct Task(JoinHandle<()>);
 
-/// A running forwarder; dropping it stops the watch (and so the datastore's
-/// watcher), which is how a closed stream releases everything it held.
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A running forwarder and its control channel.
 struct WatchTask {
-    handle: JoinHandle<()>,
+    task: Task,
     control: mpsc::Sender<Flush>,
 }
 
-impl Drop for WatchTask {
-    fn drop(&mut self) {
-        self.handle.abort();
-    }
+/// A progress request waiting for every forwarder to catch up to `revision`.
+struct PendingProgress {
+    revision: i64,
+    acks: Vec<oneshot::Receiver<()>>,
 }
 
 struct Session<B> {
@@ -92,6 +94,10 @@ struct Session<B> {
     tx: mpsc::Sender<Item>,
     watches: HashMap<i64, WatchTask>,
     next_id: i64,
+    /// Progress answers leave in request order through one task, so their
+    /// revisions never go backwards.
+    progress: mpsc::Sender<PendingProgress>,
+    _progress_task: Task,
 }
 
 impl<B: Backend> Session<B> {
@@ -156,7 +162,7 @@ impl<B: Backend> Session<B> {
         progress_notify: bool,
     ) -> Result<(), Closed> {
         // Watches ended by compaction keep their id until now, as in etcd.
-        self.watches.retain(|_, w| !w.handle.is_finished());
+        self.watches.retain(|_, w| !w.task.0.is_finished());
         let current = self.ctx.backend.current_revision();
         let id = if requested_id > 0 {
             if self.watches.contains_key(&requested_id) {
@@ -184,6 +190,7 @@ impl<B: Backend> Session<B> {
         if req.start_revision <= 0 {
             req.start_revision = current + 1;
         }
+        let start = req.start_revision;
         tracing::debug!(
             watch_id = id,
             key = %String::from_utf8_lossy(&req.key),
@@ -203,16 +210,15 @@ impl<B: Backend> Session<B> {
                 // precedes the watch's first events.
                 self.send(created).await?;
                 let (control, control_rx) = mpsc::channel(CONTROL_BUFFER);
-                let forwarder = Forwarder {
-                    ctx: self.ctx.clone(),
-                    tx: self.tx.clone(),
-                    watch_id: id,
+                let forwarder = Forwarder::new(
+                    self.ctx.clone(),
+                    self.tx.clone(),
+                    id,
                     progress_notify,
-                    last_revision: current,
-                    active: false,
-                };
-                let handle = tokio::spawn(forwarder.run(watcher, control_rx));
-                self.watches.insert(id, WatchTask { handle, control });
+                    (start - 1).min(current),
+                );
+                let task = Task(tokio::spawn(forwarder.run(watcher, control_rx)));
+                self.watches.insert(id, WatchTask { task, control });
                 Ok(())
             }
             Err(Error::Compacted { compact_revision }) => {
@@ -242,8 +248,8 @@ impl<B: Backend> Session<B> {
         tracing::debug!(watch_id = id, "watch cancel");
         // Wait until the forwarder has really stopped, so no event of this
         // watch can follow the cancel response.
-        task.handle.abort();
-        let _ = (&mut task.handle).await;
+        task.task.0.abort();
+        let _ = (&mut task.task.0).await;
         self.send(PbWatchResponse {
             header: self.ctx.current_header(),
             watch_id: id,
@@ -258,196 +264,41 @@ impl<B: Backend> Session<B> {
     /// revision is read first; then each forwarder flushes its queue and
     /// acknowledges, and only then does the answer go out.
     async fn progress(&mut self) -> Result<(), Closed> {
-        let rev = self.ctx.backend.current_revision();
+        let revision = self.ctx.backend.current_revision();
         let mut acks = Vec::with_capacity(self.watches.len());
         for task in self.watches.values() {
             let (ack, done) = oneshot::channel();
             // A forwarder that is gone has nothing left to deliver.
-            if task.control.send(Flush(rev, ack)).await.is_ok() {
+            if task.control.send(Flush(revision, ack)).await.is_ok() {
                 acks.push(done);
             }
         }
-        tracing::debug!(watches = acks.len(), "watch progress request");
-        let tx = self.tx.clone();
-        let ctx = self.ctx.clone();
-        // Waiting here would stall the session behind a slow client; the
-        // waiter ends once every forwarder answered or went away.
-        tokio::spawn(async move {
-            for done in acks {
-                let _ = done.await;
-            }
-            let _ = tx
-                .send(Ok(PbWatchResponse {
-                    header: ctx.header(rev),
-                    watch_id: NO_WATCH,
-                    ..Default::default()
-                }))
-                .await;
-        });
-        Ok(())
+        tracing::debug!(revision, watches = acks.len(), "watch progress request");
+        // Waiting here would stall the session behind a slow client.
+        self.progress
+            .send(PendingProgress { revision, acks })
+            .await
+            .map_err(|_| Closed)
     }
 }
 
-fn compacted(
-    header: Option<etcd_client::proto::PbResponseHeader>,
-    watch_id: i64,
-    compact_revision: i64,
-) -> PbWatchResponse {
-    PbWatchResponse {
-        header,
-        watch_id,
-        canceled: true,
-        compact_revision,
-        cancel_reason: COMPACTED_REASON.to_string(),
-        ..Default::default()
-    }
-}
-
-/// Whether a forwarder goes on after handling a message.
-enum Flow {
-    Continue,
-    Stop,
-}
-
-/// Moves one watch's datastore messages onto the stream.
-struct Forwarder<B> {
+/// Sends each progress answer once its forwarders have all acknowledged.
+async fn answer_progress<B: Backend>(
     ctx: Context<B>,
     tx: mpsc::Sender<Item>,
-    watch_id: i64,
-    progress_notify: bool,
-    /// Highest revision this watch has reported, so notifications never go
-    /// backwards.
-    last_revision: i64,
-    /// Whether anything was sent since the last progress tick.
-    active: bool,
-}
-
-impl<B: Backend> Forwarder<B> {
-    async fn run(mut self, mut watcher: Watcher, mut control: mpsc::Receiver<Flush>) {
-        let mut ticker = self.progress_notify.then(|| {
-            let mut t = tokio::time::interval_at(
-                Instant::now() + PROGRESS_NOTIFY_INTERVAL,
-                PROGRESS_NOTIFY_INTERVAL,
-            );
-            t.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            t
-        });
-        loop {
-            let flow = tokio::select! {
-                msg = watcher.next() => self.forward(msg).await,
-                Some(Flush(upto, ack)) = control.recv() => {
-                    let flow = self.drain(&mut watcher, upto).await;
-                    let _ = ack.send(());
-                    flow
-                }
-                () = tick(&mut ticker) => self.notify_progress(&mut watcher).await,
-            };
-            if let Flow::Stop = flow {
-                break;
-            }
+    mut pending: mpsc::Receiver<PendingProgress>,
+) {
+    while let Some(p) = pending.recv().await {
+        for done in p.acks {
+            let _ = done.await;
         }
-        tracing::debug!(watch_id = self.watch_id, "watch ended");
-    }
-
-    async fn send(&mut self, resp: PbWatchResponse) -> Flow {
-        self.active = true;
-        match self.tx.send(Ok(resp)).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::Stop,
-        }
-    }
-
-    async fn forward(&mut self, msg: Option<WatchMessage>) -> Flow {
-        match msg {
-            Some(WatchMessage::Events { revision, events }) => {
-                self.last_revision = self.last_revision.max(revision);
-                // An empty batch only says "nothing new": a progress report,
-                // which only clients that asked for those should see.
-                if events.is_empty() && !self.progress_notify {
-                    return Flow::Continue;
-                }
-                let resp = PbWatchResponse {
-                    header: self.ctx.header(revision),
-                    watch_id: self.watch_id,
-                    events: events.into_iter().map(convert::event).collect(),
-                    ..Default::default()
-                };
-                self.send(resp).await
-            }
-            Some(WatchMessage::Compacted { compact_revision }) => {
-                tracing::debug!(watch_id = self.watch_id, compact_revision, "watch compacted");
-                let header = self.ctx.current_header();
-                self.send(compacted(header, self.watch_id, compact_revision))
-                    .await;
-                Flow::Stop
-            }
-            None => {
-                // The store shut down; tell the client rather than go silent.
-                let resp = PbWatchResponse {
-                    header: self.ctx.current_header(),
-                    watch_id: self.watch_id,
-                    canceled: true,
-                    cancel_reason: STOPPED_REASON.to_string(),
-                    ..Default::default()
-                };
-                self.send(resp).await;
-                Flow::Stop
-            }
-        }
-    }
-
-    /// Forwards what is already queued, up to the first batch past `upto`:
-    /// the datastore queues events in revision order, so after that batch
-    /// everything up to `upto` has been delivered.
-    async fn drain(&mut self, watcher: &mut Watcher, upto: i64) -> Flow {
-        // `unconstrained` because tokio's fairness budget could otherwise make
-        // a non-empty queue look empty here.
-        while let Some(msg) = tokio::task::unconstrained(watcher.next()).now_or_never() {
-            let past = matches!(&msg, Some(WatchMessage::Events { revision, .. }) if *revision > upto);
-            if let Flow::Stop = self.forward(msg).await {
-                return Flow::Stop;
-            }
-            if past {
-                break;
-            }
-        }
-        Flow::Continue
-    }
-
-    /// A quiet interval ends with an empty response carrying the revision,
-    /// which clients read as "nothing happened up to here".
-    async fn notify_progress(&mut self, watcher: &mut Watcher) -> Flow {
-        let rev = self.ctx.backend.current_revision();
-        if self.active {
-            self.active = false;
-            return Flow::Continue;
-        }
-        if let Flow::Stop = self.drain(watcher, rev).await {
-            return Flow::Stop;
-        }
-        if self.active {
-            // The flush sent events, which says as much as a notification.
-            self.active = false;
-            return Flow::Continue;
-        }
-        self.last_revision = self.last_revision.max(rev);
         let resp = PbWatchResponse {
-            header: self.ctx.header(self.last_revision),
-            watch_id: self.watch_id,
+            header: ctx.header(p.revision),
+            watch_id: NO_WATCH,
             ..Default::default()
         };
-        let flow = self.send(resp).await;
-        self.active = false;
-        flow
-    }
-}
-
-/// The next tick, or never for watches without progress notifications.
-async fn tick(ticker: &mut Option<Interval>) {
-    match ticker {
-        Some(t) => {
-            t.tick().await;
+        if tx.send(Ok(resp)).await.is_err() {
+            break;
         }
-        None => std::future::pending().await,
     }
 }

@@ -1,8 +1,10 @@
 //! The SQLite backend: one writer thread (group commit), a few reader
 //! connections, the in-memory key index, leases and the watch hub.
 
+mod checkpointer;
 mod read;
 mod readers;
+mod rules;
 mod schema;
 mod timers;
 mod txn;
@@ -72,7 +74,8 @@ impl SqliteBackend {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let conn = schema::open_writer(path)?;
+        let mut conn = schema::open_writer(path)?;
+        let checkpointer = checkpointer::Checkpointer::start(path, &mut conn)?;
         let loaded = schema::load(&conn)?;
         let free = schema::free_bytes(&conn)?;
         tracing::info!(
@@ -93,7 +96,14 @@ impl SqliteBackend {
             readers: Readers::new(path.to_path_buf()),
         });
         let (tx, rx) = mpsc::channel(4096);
-        let writer = Writer::new(conn, shared.clone(), rx, loaded.revision, loaded.unpurged);
+        let writer = Writer::new(
+            conn,
+            shared.clone(),
+            rx,
+            loaded.revision,
+            loaded.unpurged,
+            checkpointer,
+        );
         std::thread::Builder::new()
             .name("datastore-writer".into())
             .spawn(move || writer.run())?;

@@ -34,12 +34,14 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) 
 /// group commit shares that fsync among every write of the batch.
 pub fn open_writer(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    // auto_vacuum must be chosen before the first table exists.
-    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL;")?;
+    // The checkpoint thread may briefly hold the write lock to restart the WAL.
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
+    // No auto_vacuum: its pointer-map pages would add a page write to every
+    // commit. Space freed by compaction is reused by later writes.
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA wal_autocheckpoint = 1000;
+         PRAGMA wal_autocheckpoint = 0;
          PRAGMA journal_size_limit = 8388608;
          PRAGMA cache_size = -2048;
          PRAGMA temp_store = MEMORY;",

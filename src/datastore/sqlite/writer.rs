@@ -7,10 +7,12 @@
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::checkpointer::Checkpointer;
 use super::schema;
 use super::txn::Applier;
 use super::Shared;
@@ -23,6 +25,9 @@ use crate::datastore::types::*;
 const MAX_BATCH: usize = 512;
 /// Compacted rows deleted per transaction when the writer is otherwise idle.
 const PURGE_CHUNK: usize = 2000;
+/// How long a batch may wait for the rest of a busy crowd of writers. Only
+/// spent when the previous batch had company; a lone client never waits.
+const GATHER: Duration = Duration::from_micros(250);
 
 pub enum Op {
     Put(PutRequest),
@@ -58,6 +63,9 @@ pub struct Writer {
     /// The newest revision assigned (committed, or in the open batch).
     revision: i64,
     purge: VecDeque<i64>,
+    checkpointer: Checkpointer,
+    /// Size of the previous batch: how many writers are likely in flight.
+    last_batch: usize,
 }
 
 impl Writer {
@@ -67,6 +75,7 @@ impl Writer {
         rx: mpsc::Receiver<Request>,
         revision: i64,
         purge: Vec<i64>,
+        checkpointer: Checkpointer,
     ) -> Writer {
         Writer {
             conn,
@@ -74,7 +83,30 @@ impl Writer {
             rx,
             revision,
             purge: purge.into(),
+            checkpointer,
+            last_batch: 1,
         }
+    }
+
+    /// Takes what is queued; when the last batch was larger, waits briefly
+    /// for its peers so one fsync serves them all.
+    fn gather(&mut self, first: Request) -> Vec<Request> {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + GATHER;
+        loop {
+            while batch.len() < MAX_BATCH {
+                match self.rx.try_recv() {
+                    Ok(req) => batch.push(req),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() >= self.last_batch || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        self.last_batch = batch.len();
+        batch
     }
 
     pub fn run(mut self) {
@@ -94,13 +126,7 @@ impl Writer {
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
                 }
             };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(req) => batch.push(req),
-                    Err(_) => break,
-                }
-            }
+            let batch = self.gather(first);
             let (stops, work): (Vec<Request>, Vec<Request>) =
                 batch.into_iter().partition(|r| matches!(r.op, Op::Shutdown));
             if !work.is_empty() {
@@ -120,6 +146,7 @@ impl Writer {
         while let Ok(req) = self.rx.try_recv() {
             let _ = req.reply.send(Err(Error::Stopped));
         }
+        self.checkpointer.stop();
         // Leave a compact file behind: fold the WAL into the database.
         let checkpoint: rusqlite::Result<(i64, i64, i64)> = self
             .conn
@@ -231,14 +258,16 @@ impl Writer {
         }
     }
 
-    /// Hands free pages back to the file system when compaction freed a lot,
-    /// so the file does not keep its high-water mark forever.
+    /// Hands free pages back to the file system when compaction freed most
+    /// of a large file, so it does not keep its high-water mark forever.
+    /// Rare by design: VACUUM rewrites the whole file.
     fn after_purge(&mut self) {
         let size = std::fs::metadata(&self.shared.path).map(|m| m.len() as i64).unwrap_or(0);
         let free = schema::free_bytes(&self.conn).unwrap_or(0);
-        if free > 4 << 20 && free * 2 > size {
-            if let Err(err) = self.conn.execute_batch("PRAGMA incremental_vacuum;") {
-                tracing::warn!(%err, "incremental vacuum failed");
+        if free > 16 << 20 && free * 2 > size {
+            tracing::info!(free, size, "vacuuming the datastore file");
+            if let Err(err) = self.conn.execute_batch("VACUUM;") {
+                tracing::warn!(%err, "vacuum failed");
             }
         }
         let free = schema::free_bytes(&self.conn).unwrap_or(0);
