@@ -99,7 +99,11 @@ pub struct CompactionArgs {
     #[arg(long, env = "NANOKUBE_COMPACTION_RETENTION", default_value_t = 300)]
     pub compaction_retention: u64,
     /// Revisions of history always kept by automatic compaction
-    #[arg(long, env = "NANOKUBE_COMPACTION_MIN_REVISIONS", default_value_t = 1000)]
+    #[arg(
+        long,
+        env = "NANOKUBE_COMPACTION_MIN_REVISIONS",
+        default_value_t = 1000
+    )]
     pub compaction_min_revisions: i64,
 }
 
@@ -131,7 +135,11 @@ pub struct DatastoreArgs {
     #[command(flatten)]
     pub common: CommonArgs,
     /// TCP address of the etcd v3 API
-    #[arg(long, env = "NANOKUBE_LISTEN_ADDRESS", default_value = "127.0.0.1:2379")]
+    #[arg(
+        long,
+        env = "NANOKUBE_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:2379"
+    )]
     pub listen_address: SocketAddr,
     #[command(flatten)]
     pub compaction: CompactionArgs,
@@ -204,7 +212,11 @@ fn file_args(path: &Path, text: &str, command: &str) -> Result<Vec<String>, Erro
     let map = match doc {
         serde_json::Value::Object(map) => map,
         serde_json::Value::Null => return Ok(Vec::new()),
-        _ => return Err(parse_err("expected a mapping of flag names to values".into())),
+        _ => {
+            return Err(parse_err(
+                "expected a mapping of flag names to values".into(),
+            ))
+        }
     };
     let cli = Cli::command();
     let sub = cli
@@ -212,7 +224,10 @@ fn file_args(path: &Path, text: &str, command: &str) -> Result<Vec<String>, Erro
         .ok_or_else(|| parse_err(format!("unknown command {command}")))?;
     let mut out = Vec::new();
     for (key, value) in map {
-        let Some(arg) = sub.get_arguments().find(|a| a.get_long() == Some(key.as_str())) else {
+        let Some(arg) = sub
+            .get_arguments()
+            .find(|a| a.get_long() == Some(key.as_str()))
+        else {
             return Err(Error::UnknownKey {
                 path: path.to_path_buf(),
                 key,
@@ -264,9 +279,18 @@ mod tests {
         )
         .unwrap();
         let p = path.to_str().unwrap();
-        let cli = load(args(&["nanokube", "datastore", "--config", p, "--compaction-retention", "20"]))
-            .unwrap();
-        let Command::Datastore(d) = cli.command else { panic!("wrong command") };
+        let cli = load(args(&[
+            "nanokube",
+            "datastore",
+            "--config",
+            p,
+            "--compaction-retention",
+            "20",
+        ]))
+        .unwrap();
+        let Command::Datastore(d) = cli.command else {
+            panic!("wrong command")
+        };
         assert_eq!(d.listen_address.port(), 3000);
         assert!(d.common.debug);
         assert_eq!(d.compaction.compaction_retention, 20);
@@ -277,14 +301,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, "no-such-flag: 1\n").unwrap();
-        let err = load(args(&["nanokube", "datastore", "--config", path.to_str().unwrap()]))
-            .unwrap_err();
+        let err = load(args(&[
+            "nanokube",
+            "datastore",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().contains("no-such-flag"), "{err}");
     }
 
     #[test]
     fn missing_default_file_is_fine_but_missing_explicit_file_is_not() {
         assert!(load(args(&["nanokube", "datastore"])).is_ok());
-        assert!(load(args(&["nanokube", "datastore", "--config", "/nonexistent/x.yaml"])).is_err());
+        assert!(load(args(&[
+            "nanokube",
+            "datastore",
+            "--config",
+            "/nonexistent/x.yaml"
+        ]))
+        .is_err());
     }
 }

@@ -153,7 +153,8 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(err).with_context(|| format!("removing {}", sock.display())),
     }
-    let unix = UnixListener::bind(&sock).with_context(|| format!("listening on {}", sock.display()))?;
+    let unix =
+        UnixListener::bind(&sock).with_context(|| format!("listening on {}", sock.display()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o600))?;
@@ -204,4 +205,3 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(&sock);
     Ok(())
 }
-

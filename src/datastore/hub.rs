@@ -188,8 +188,14 @@ mod tests {
         let hub = Hub::new(1);
         let (mut sub, published) = hub.subscribe(b"/a/", b"/a0");
         assert_eq!(published, 1);
-        hub.publish(Batch { revision: 2, events: vec![event(b"/b/x", 2)] });
-        hub.publish(Batch { revision: 3, events: vec![event(b"/a/x", 3)] });
+        hub.publish(Batch {
+            revision: 2,
+            events: vec![event(b"/b/x", 2)],
+        });
+        hub.publish(Batch {
+            revision: 3,
+            events: vec![event(b"/a/x", 3)],
+        });
         match sub.recv().await {
             Received::Batch(b) => assert_eq!(b.revision, 3),
             _ => panic!("expected a batch"),
@@ -202,7 +208,10 @@ mod tests {
         let hub = Hub::new(0);
         let (mut sub, _) = hub.subscribe(b"k", b"");
         for rev in 1..=(QUEUE_BATCHES as i64 + 5) {
-            hub.publish(Batch { revision: rev, events: vec![event(b"k", rev)] });
+            hub.publish(Batch {
+                revision: rev,
+                events: vec![event(b"k", rev)],
+            });
         }
         assert_eq!(hub.subscriber_count(), 0);
         let mut n = 0;

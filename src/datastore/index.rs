@@ -201,7 +201,11 @@ mod tests {
         for (i, k) in [b"a".as_slice(), b"ab", b"b", b"c"].iter().enumerate() {
             idx.push(k, v(i as i64 + 2, i as i64 + 2, 1, false));
         }
-        let keys = |s: &[u8], e: &[u8]| idx.range(s, e, 10).map(|(k, _)| k.clone()).collect::<Vec<_>>();
+        let keys = |s: &[u8], e: &[u8]| {
+            idx.range(s, e, 10)
+                .map(|(k, _)| k.clone())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(keys(b"a", b"b"), vec![b"a".to_vec(), b"ab".to_vec()]);
         assert_eq!(keys(b"b", &[0]).len(), 2);
         assert_eq!(keys(b"c", b"a"), Vec::<Vec<u8>>::new());

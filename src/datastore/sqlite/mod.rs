@@ -108,11 +108,7 @@ impl SqliteBackend {
             .name("datastore-writer".into())
             .spawn(move || writer.run())?;
         let timers = timers::spawn(shared.clone(), tx.clone(), options);
-        Ok(Arc::new(SqliteBackend {
-            shared,
-            tx,
-            timers,
-        }))
+        Ok(Arc::new(SqliteBackend { shared, tx, timers }))
     }
 
     async fn submit(&self, op: Op) -> Result<Done> {
@@ -135,7 +131,9 @@ impl SqliteBackend {
 
 async fn submit(tx: &mpsc::Sender<Request>, op: Op) -> Result<Done> {
     let (reply, rx) = oneshot::channel();
-    tx.send(Request { op, reply }).await.map_err(|_| Error::Stopped)?;
+    tx.send(Request { op, reply })
+        .await
+        .map_err(|_| Error::Stopped)?;
     rx.await.map_err(|_| Error::Stopped)?
 }
 
@@ -230,13 +228,17 @@ impl Backend for SqliteBackend {
     }
 
     fn status(&self) -> Status {
-        let db = std::fs::metadata(&self.shared.path).map(|m| m.len() as i64).unwrap_or(0);
+        let db = std::fs::metadata(&self.shared.path)
+            .map(|m| m.len() as i64)
+            .unwrap_or(0);
         let wal_path = {
             let mut p = self.shared.path.clone().into_os_string();
             p.push("-wal");
             PathBuf::from(p)
         };
-        let wal = std::fs::metadata(wal_path).map(|m| m.len() as i64).unwrap_or(0);
+        let wal = std::fs::metadata(wal_path)
+            .map(|m| m.len() as i64)
+            .unwrap_or(0);
         let free = self.shared.free_bytes.load(Ordering::Acquire);
         Status {
             revision: self.current_revision(),

@@ -119,7 +119,11 @@ pub fn range(
             picked.reverse();
         }
     }
-    let limit = if req.limit > 0 { req.limit as usize } else { usize::MAX };
+    let limit = if req.limit > 0 {
+        req.limit as usize
+    } else {
+        usize::MAX
+    };
     let mut more = false;
     if !by_value && picked.len() > limit {
         picked.truncate(limit);
@@ -134,7 +138,11 @@ pub fn range(
                 Some(value) => value,
                 // Compaction removed the row after the index pointed at it;
                 // the caller decides whether to retry or report compaction.
-                None => return Err(Error::Compacted { compact_revision: 0 }),
+                None => {
+                    return Err(Error::Compacted {
+                        compact_revision: 0,
+                    })
+                }
             }
         };
         kvs.push(kv_of(key, v, value));

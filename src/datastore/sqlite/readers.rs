@@ -42,7 +42,10 @@ impl Readers {
     }
 
     fn give_back(&self, conn: Connection) {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
     }
 }
 
@@ -79,7 +82,9 @@ pub async fn range(shared: Arc<Shared>, req: RangeRequest) -> Result<RangeRespon
             let at = read::read_revision(req.revision, current, compacted)?;
             let mut fetch = |id| schema::value_of(conn, id);
             match read::range(&shared.index, &req, at, &mut fetch) {
-                Err(Error::Compacted { compact_revision: 0 }) => {
+                Err(Error::Compacted {
+                    compact_revision: 0,
+                }) => {
                     attempts += 1;
                     // A read at the latest revision raced with compaction of
                     // a row that was just superseded: read again.
@@ -139,7 +144,9 @@ pub async fn history(
             let cut_rev = found[limit].2.mod_revision();
             found.retain(|(_, _, v)| v.mod_revision() < cut_rev);
             if found.is_empty() {
-                return Err(Error::Storage("a single revision exceeds the replay chunk".into()));
+                return Err(Error::Storage(
+                    "a single revision exceeds the replay chunk".into(),
+                ));
             }
             cut_rev
         } else {

@@ -149,9 +149,21 @@ mod tests {
             result,
             target,
         };
-        assert!(compare_one(&cmp(CompareResult::Equal, CompareTarget::Version(2)), &kv));
-        assert!(compare_one(&cmp(CompareResult::Greater, CompareTarget::Version(1)), &kv));
-        assert!(compare_one(&cmp(CompareResult::Less, CompareTarget::Value(b"w".to_vec())), &kv));
-        assert!(compare_one(&cmp(CompareResult::NotEqual, CompareTarget::Lease(3)), &kv));
+        assert!(compare_one(
+            &cmp(CompareResult::Equal, CompareTarget::Version(2)),
+            &kv
+        ));
+        assert!(compare_one(
+            &cmp(CompareResult::Greater, CompareTarget::Version(1)),
+            &kv
+        ));
+        assert!(compare_one(
+            &cmp(CompareResult::Less, CompareTarget::Value(b"w".to_vec())),
+            &kv
+        ));
+        assert!(compare_one(
+            &cmp(CompareResult::NotEqual, CompareTarget::Lease(3)),
+            &kv
+        ));
     }
 }

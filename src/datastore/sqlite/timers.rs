@@ -74,8 +74,7 @@ async fn compact(shared: Arc<Shared>, tx: mpsc::Sender<Request>, options: Sqlite
         samples.push_back((now, current));
         let rev = target(&samples, now, current, &options);
         // Samples older than the newest one past retention are no longer needed.
-        while samples.len() > 1
-            && now.duration_since(samples[1].0) >= options.compaction_retention
+        while samples.len() > 1 && now.duration_since(samples[1].0) >= options.compaction_retention
         {
             samples.pop_front();
         }
@@ -100,9 +99,12 @@ mod tests {
             compaction_min_revisions: 1000,
         };
         let now = Instant::now() + Duration::from_secs(1000);
-        let samples: VecDeque<_> = [(now - Duration::from_secs(400), 5000), (now - Duration::from_secs(100), 9000)]
-            .into_iter()
-            .collect();
+        let samples: VecDeque<_> = [
+            (now - Duration::from_secs(400), 5000),
+            (now - Duration::from_secs(100), 9000),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(target(&samples, now, 9500, &options), 5000);
         assert_eq!(target(&samples, now, 5500, &options), 4500);
         let young: VecDeque<_> = [(now, 9000)].into_iter().collect();

@@ -18,7 +18,6 @@ use crate::datastore::index::{row_id, Version};
 use crate::datastore::lease::MAX_TTL;
 use crate::datastore::types::*;
 
-
 pub struct Applier<'a> {
     conn: &'a Connection,
     shared: &'a Shared,
@@ -31,7 +30,12 @@ pub struct Applier<'a> {
 }
 
 impl<'a> Applier<'a> {
-    pub fn new(conn: &'a Connection, shared: &'a Shared, base: i64, events: &'a mut Vec<Event>) -> Self {
+    pub fn new(
+        conn: &'a Connection,
+        shared: &'a Shared,
+        base: i64,
+        events: &'a mut Vec<Event>,
+    ) -> Self {
         Applier {
             conn,
             shared,
@@ -101,7 +105,10 @@ impl<'a> Applier<'a> {
 
     fn current(&self, key: &[u8]) -> Option<Version> {
         let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-        index.get(key, self.view()).filter(|v| !v.tombstone).copied()
+        index
+            .get(key, self.view())
+            .filter(|v| !v.tombstone)
+            .copied()
     }
 
     fn value(&self, id: i64) -> Result<Vec<u8>> {
@@ -273,7 +280,11 @@ impl<'a> Applier<'a> {
                 break;
             }
         }
-        let ops = if succeeded { &req.success } else { &req.failure };
+        let ops = if succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
         let mut nested = Vec::new();
         for op in ops {
             if let TxnOp::Txn(inner) = op {
@@ -284,7 +295,11 @@ impl<'a> Applier<'a> {
     }
 
     fn check_branch(&self, req: &TxnRequest, plan: &Plan) -> Result<()> {
-        let ops = if plan.succeeded { &req.success } else { &req.failure };
+        let ops = if plan.succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
         let mut nested = plan.nested.iter();
         for op in ops {
             match op {
@@ -303,7 +318,11 @@ impl<'a> Applier<'a> {
     }
 
     fn txn(&mut self, req: &TxnRequest, plan: &Plan) -> Result<TxnResponse> {
-        let ops = if plan.succeeded { &req.success } else { &req.failure };
+        let ops = if plan.succeeded {
+            &req.success
+        } else {
+            &req.failure
+        };
         let mut nested = plan.nested.iter();
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
@@ -379,9 +398,7 @@ impl<'a> Applier<'a> {
     }
 
     fn lease_revoke(&mut self, id: i64) -> Result<Done> {
-        let keys = self
-            .leases(|l| l.revoke(id))
-            .ok_or(Error::LeaseNotFound)?;
+        let keys = self.leases(|l| l.revoke(id)).ok_or(Error::LeaseNotFound)?;
         self.conn
             .prepare_cached("DELETE FROM lease WHERE id = ?1")?
             .execute([id])?;

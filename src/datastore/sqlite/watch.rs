@@ -47,7 +47,11 @@ fn shape(req: &WatchRequest, event: &Event) -> Event {
     Event {
         kind: event.kind,
         kv: event.kv.clone(),
-        prev_kv: if req.prev_kv { event.prev_kv.clone() } else { None },
+        prev_kv: if req.prev_kv {
+            event.prev_kv.clone()
+        } else {
+            None
+        },
     }
 }
 

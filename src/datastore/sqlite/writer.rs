@@ -34,7 +34,10 @@ pub enum Op {
     Delete(DeleteRequest),
     Txn(TxnRequest),
     Compact(i64),
-    LeaseGrant { id: i64, ttl: i64 },
+    LeaseGrant {
+        id: i64,
+        ttl: i64,
+    },
     LeaseRevoke(i64),
     /// Revoke only if the lease is still expired (it may have been renewed
     /// since the expiry scan queued this).
@@ -127,8 +130,9 @@ impl Writer {
                 }
             };
             let batch = self.gather(first);
-            let (stops, work): (Vec<Request>, Vec<Request>) =
-                batch.into_iter().partition(|r| matches!(r.op, Op::Shutdown));
+            let (stops, work): (Vec<Request>, Vec<Request>) = batch
+                .into_iter()
+                .partition(|r| matches!(r.op, Op::Shutdown));
             if !work.is_empty() {
                 self.commit_batch(work);
             }
@@ -148,11 +152,11 @@ impl Writer {
         }
         self.checkpointer.stop();
         // Leave a compact file behind: fold the WAL into the database.
-        let checkpoint: rusqlite::Result<(i64, i64, i64)> = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            });
+        let checkpoint: rusqlite::Result<(i64, i64, i64)> =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                });
         if let Err(err) = checkpoint {
             tracing::warn!(%err, "final checkpoint failed");
         }
@@ -193,7 +197,11 @@ impl Writer {
 
     /// Applies every request in one transaction. A request that fails
     /// validation gets its own error; a storage error fails the whole batch.
-    fn apply_batch(&mut self, batch: &[Request], events: &mut Vec<Event>) -> Result<Vec<Result<Done>>> {
+    fn apply_batch(
+        &mut self,
+        batch: &[Request],
+        events: &mut Vec<Event>,
+    ) -> Result<Vec<Result<Done>>> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         let mut results = Vec::with_capacity(batch.len());
         for req in batch {
@@ -222,7 +230,9 @@ impl Writer {
                 *self.shared.index.write().unwrap_or_else(|p| p.into_inner()) = loaded.index;
                 *self.shared.leases.lock().unwrap_or_else(|p| p.into_inner()) = loaded.leases;
                 self.revision = loaded.revision;
-                self.shared.revision.store(loaded.revision, Ordering::Release);
+                self.shared
+                    .revision
+                    .store(loaded.revision, Ordering::Release);
                 self.shared
                     .compact_revision
                     .store(loaded.compact_revision, Ordering::Release);
@@ -262,7 +272,9 @@ impl Writer {
     /// of a large file, so it does not keep its high-water mark forever.
     /// Rare by design: VACUUM rewrites the whole file.
     fn after_purge(&mut self) {
-        let size = std::fs::metadata(&self.shared.path).map(|m| m.len() as i64).unwrap_or(0);
+        let size = std::fs::metadata(&self.shared.path)
+            .map(|m| m.len() as i64)
+            .unwrap_or(0);
         let free = schema::free_bytes(&self.conn).unwrap_or(0);
         if free > 16 << 20 && free * 2 > size {
             tracing::info!(free, size, "vacuuming the datastore file");
