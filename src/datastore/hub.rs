@@ -68,6 +68,18 @@ impl Subscription {
     }
 }
 
+impl Subscription {
+    /// Whether the hub dropped this subscription for falling behind.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// A batch already queued, without waiting.
+    pub fn try_recv(&mut self) -> Option<Arc<Batch>> {
+        self.rx.try_recv().ok()
+    }
+}
+
 impl Drop for Subscription {
     fn drop(&mut self) {
         if let Some(hub) = self.hub.upgrade() {
@@ -148,7 +160,6 @@ impl Hub {
         });
     }
 
-    #[cfg(test)]
     pub fn published(&self) -> i64 {
         self.lock().published
     }

@@ -24,11 +24,23 @@ pub use types::*;
 /// A live watch. Dropping it cancels the watch.
 pub struct Watcher {
     rx: tokio::sync::mpsc::Receiver<WatchMessage>,
+    progress: tokio::sync::mpsc::Sender<()>,
 }
 
 impl Watcher {
-    pub(crate) fn new(rx: tokio::sync::mpsc::Receiver<WatchMessage>) -> Self {
-        Watcher { rx }
+    pub(crate) fn new(
+        rx: tokio::sync::mpsc::Receiver<WatchMessage>,
+        progress: tokio::sync::mpsc::Sender<()>,
+    ) -> Self {
+        Watcher { rx, progress }
+    }
+
+    /// Asks for a [`WatchMessage::Progress`]: it arrives after every event
+    /// of this watch committed before the call, so a consumer knows it is
+    /// up to date (etcd's progress request, Kubernetes' consistent reads).
+    pub fn request_progress(&self) {
+        // A full queue already holds a request that will answer this one too.
+        let _ = self.progress.try_send(());
     }
 
     /// The next batch of events, or `None` once the store shut down.

@@ -174,10 +174,14 @@ pub struct WatchRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchMessage {
     /// Events of one or more revisions, in revision order; `revision` is the
-    /// store revision when they were sent.
+    /// newest revision the batch covers (for a history chunk, the end of the
+    /// replay).
     Events { revision: i64, events: Vec<Event> },
     /// The watch cannot continue: its next revision was compacted away.
     Compacted { compact_revision: i64 },
+    /// The answer to [`crate::datastore::Watcher::request_progress`]: every
+    /// event of this watch up to `revision` has been delivered before it.
+    Progress { revision: i64 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use etcd_client::proto::{PbResponseHeader, PbWatchResponse};
-use futures::FutureExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tonic::Status;
@@ -16,9 +15,6 @@ use crate::datastore::{Backend, WatchMessage, Watcher};
 /// How often a quiet watch created with progress_notify reports the revision
 /// (etcd's default).
 pub(crate) const PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_secs(600);
-/// How long a progress answer waits for events still in flight inside the
-/// datastore (see `Forwarder::catch_up`).
-const SETTLE: Duration = Duration::from_millis(2);
 const COMPACTED_REASON: &str = "etcdserver: mvcc: required revision has been compacted";
 const STOPPED_REASON: &str = "etcdserver: server stopped";
 
@@ -130,6 +126,10 @@ impl<B: Backend> Forwarder<B> {
                 };
                 self.send(resp).await
             }
+            Some(WatchMessage::Progress { revision }) => {
+                self.last_revision = self.last_revision.max(revision);
+                Flow::Continue
+            }
             Some(WatchMessage::Compacted { compact_revision }) => {
                 tracing::debug!(
                     watch_id = self.watch_id,
@@ -156,40 +156,27 @@ impl<B: Backend> Forwarder<B> {
         }
     }
 
-    /// Delivers what this watch has up to `upto` before a progress answer.
-    /// The datastore moves events to each watcher on its own task, so a
-    /// revision it reports may still be in flight; a short pause lets that
-    /// hop finish. This narrows the window but cannot close it (nor cover a
-    /// history replay still being read): only a progress signal from the
-    /// datastore's watcher could.
+    /// Delivers everything this watch owes up to `upto` before a progress
+    /// answer: the datastore answers `request_progress` only after every
+    /// event committed before the request, replays included.
     async fn catch_up(&mut self, watcher: &mut Watcher, upto: i64) -> Flow {
-        if let Flow::Stop = self.drain(watcher, upto).await {
-            return Flow::Stop;
-        }
         if self.last_revision >= upto {
             return Flow::Continue;
         }
-        tokio::time::sleep(SETTLE).await;
-        self.drain(watcher, upto).await
-    }
-
-    /// Forwards what is already queued, up to the first batch past `upto`:
-    /// the datastore queues events in revision order, so after that batch
-    /// everything up to `upto` has been delivered.
-    async fn drain(&mut self, watcher: &mut Watcher, upto: i64) -> Flow {
-        // `unconstrained` because tokio's fairness budget could otherwise make
-        // a non-empty queue look empty here.
-        while let Some(msg) = tokio::task::unconstrained(watcher.next()).now_or_never() {
-            let past = matches!(&msg, Some(WatchMessage::Events { revision, events })
-                if delivered_through(*revision, events) > upto);
+        watcher.request_progress();
+        loop {
+            let msg = watcher.next().await;
+            let progress = matches!(msg, Some(WatchMessage::Progress { .. }));
             if let Flow::Stop = self.forward(msg).await {
                 return Flow::Stop;
             }
-            if past {
-                break;
+            if progress {
+                if self.last_revision >= upto {
+                    return Flow::Continue;
+                }
+                watcher.request_progress();
             }
         }
-        Flow::Continue
     }
 
     /// A quiet interval ends with an empty response carrying the revision,

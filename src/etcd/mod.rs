@@ -3,6 +3,7 @@
 //! etcd. It is a single-member "cluster": membership is fixed and the raft
 //! fields of responses are synthesised from the store revision.
 
+mod authority;
 mod convert;
 mod forwarder;
 mod kv;
@@ -15,8 +16,6 @@ mod watch;
 mod e2e_tests;
 #[cfg(test)]
 mod etcdctl_tests;
-#[cfg(test)]
-mod testing;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -131,7 +130,10 @@ pub async fn serve_unix<B: Backend>(
         .ok()
         .and_then(|a| a.as_pathname().map(|p| p.display().to_string()));
     tracing::info!(?path, member = %info.name, "etcd api listening on unix socket");
-    serve(backend, info, UnixListenerStream::new(listener), shutdown).await
+    // Old Go gRPC clients send the socket path as :authority, which h2 refuses.
+    let incoming =
+        UnixListenerStream::new(listener).map(|conn| conn.map(authority::FixAuthority::new));
+    serve(backend, info, incoming, shutdown).await
 }
 
 async fn serve<B, I, IO, IE>(

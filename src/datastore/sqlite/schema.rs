@@ -43,7 +43,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
         "PRAGMA synchronous = FULL;
          PRAGMA wal_autocheckpoint = 0;
          PRAGMA journal_size_limit = 8388608;
-         PRAGMA cache_size = -2048;
+         PRAGMA cache_size = -1024;
          PRAGMA temp_store = MEMORY;",
     )?;
     conn.execute_batch(SCHEMA)?;

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::readers;
 use super::Shared;
 use crate::datastore::error::{Error, Result};
-use crate::datastore::hub::{Received, Subscription};
+use crate::datastore::hub::{Batch, Received, Subscription};
 use crate::datastore::index::in_range;
 use crate::datastore::types::*;
 use crate::datastore::Watcher;
@@ -20,6 +20,8 @@ use crate::datastore::Watcher;
 const REPLAY_CHUNK: usize = 1000;
 /// Messages buffered between the watch task and its consumer.
 const OUTBOX: usize = 64;
+/// Progress requests queued; more than one pending adds nothing.
+const PROGRESS_REQUESTS: usize = 1;
 
 pub fn start(shared: Arc<Shared>, req: WatchRequest) -> Result<Watcher> {
     let compacted = shared.compact_revision.load(Ordering::Acquire);
@@ -32,8 +34,9 @@ pub fn start(shared: Arc<Shared>, req: WatchRequest) -> Result<Watcher> {
     // be missed.
     let (sub, published) = shared.hub.subscribe(&req.key, &req.range_end);
     let (tx, rx) = mpsc::channel(OUTBOX);
-    tokio::spawn(run(shared, req, sub, published, tx));
-    Ok(Watcher::new(rx))
+    let (progress_tx, progress_rx) = mpsc::channel(PROGRESS_REQUESTS);
+    tokio::spawn(run(shared, req, sub, published, tx, progress_rx));
+    Ok(Watcher::new(rx, progress_tx))
 }
 
 fn wanted(req: &WatchRequest, event: &Event, next: i64) -> bool {
@@ -67,12 +70,14 @@ async fn run(
     mut sub: Subscription,
     mut published: i64,
     tx: mpsc::Sender<WatchMessage>,
+    mut progress: mpsc::Receiver<()>,
 ) {
     let mut next = if req.start_revision > 0 {
         req.start_revision
     } else {
         published + 1
     };
+    let mut pending_progress = false;
     loop {
         if next <= published {
             match replay(&shared, &req, next, published, &tx).await {
@@ -88,27 +93,27 @@ async fn run(
                 Err(Stop::Gone) => return,
             }
         }
+        // Progress requests wait while history is replayed: they are only
+        // answered here, once the watch is live.
         loop {
-            match sub.recv().await {
+            if pending_progress {
+                match answer_progress(&shared, &req, &mut sub, &mut next, &tx).await {
+                    Answer::Sent => pending_progress = false,
+                    Answer::AfterReplay => {}
+                    Answer::Gone => return,
+                }
+            }
+            let received = tokio::select! {
+                received = sub.recv() => received,
+                Some(()) = progress.recv() => {
+                    pending_progress = true;
+                    continue;
+                }
+            };
+            match received {
                 Received::Batch(batch) => {
-                    if batch.revision < next {
-                        continue;
-                    }
-                    let events: Vec<Event> = batch
-                        .events
-                        .iter()
-                        .filter(|e| wanted(&req, e, next))
-                        .map(|e| shape(&req, e))
-                        .collect();
-                    next = batch.revision + 1;
-                    if !events.is_empty() {
-                        let msg = WatchMessage::Events {
-                            revision: batch.revision,
-                            events,
-                        };
-                        if tx.send(msg).await.is_err() {
-                            return;
-                        }
+                    if forward(&req, &batch, &mut next, &tx).await.is_err() {
+                        return;
                     }
                 }
                 Received::Overflowed => {
@@ -122,6 +127,69 @@ async fn run(
             }
         }
     }
+}
+
+enum Answer {
+    Sent,
+    /// The subscription overflowed: answer once the replay filled the gap.
+    AfterReplay,
+    Gone,
+}
+
+/// Delivers every queued batch up to what the hub has published, then says
+/// so with a `Progress` message.
+async fn answer_progress(
+    shared: &Shared,
+    req: &WatchRequest,
+    sub: &mut Subscription,
+    next: &mut i64,
+    tx: &mpsc::Sender<WatchMessage>,
+) -> Answer {
+    // Everything published so far is already queued in `sub`.
+    let upto = shared.hub.published();
+    while *next <= upto {
+        let Some(batch) = sub.try_recv() else { break };
+        if forward(req, &batch, next, tx).await.is_err() {
+            return Answer::Gone;
+        }
+    }
+    if *next <= upto && sub.overflowed() {
+        return Answer::AfterReplay;
+    }
+    let msg = WatchMessage::Progress {
+        revision: upto.max(*next - 1),
+    };
+    match tx.send(msg).await {
+        Ok(()) => Answer::Sent,
+        Err(_) => Answer::Gone,
+    }
+}
+
+/// Sends the batch's events this watch wants; `Err` when the consumer is gone.
+async fn forward(
+    req: &WatchRequest,
+    batch: &Batch,
+    next: &mut i64,
+    tx: &mpsc::Sender<WatchMessage>,
+) -> std::result::Result<(), ()> {
+    if batch.revision < *next {
+        return Ok(());
+    }
+    let events: Vec<Event> = batch
+        .events
+        .iter()
+        .filter(|e| wanted(req, e, *next))
+        .map(|e| shape(req, e))
+        .collect();
+    *next = batch.revision + 1;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let msg = WatchMessage::Events {
+        revision: batch.revision,
+        events,
+    };
+    tx.send(msg).await.map_err(|_| ())
 }
 
 async fn replay(

@@ -172,13 +172,16 @@ impl Writer {
         let outcome = self.apply_batch(&batch, &mut events);
         match outcome {
             Ok(results) => {
-                self.shared.revision.store(self.revision, Ordering::Release);
+                // Publish before advancing the revision: whoever sees the new
+                // revision (a progress request, a watch starting "now") can
+                // rely on its events already being queued to every watcher.
                 if !events.is_empty() {
                     self.shared.hub.publish(Batch {
                         revision: self.revision,
                         events,
                     });
                 }
+                self.shared.revision.store(self.revision, Ordering::Release);
                 for (req, result) in batch.into_iter().zip(results) {
                     let _ = req.reply.send(result);
                 }
