@@ -415,7 +415,6 @@ async fn maintenance_and_cluster() {
 /// etcd's HashKV reports in `hash_revision` the revision it hashed; the
 /// header carries the current one.
 #[tokio::test]
-#[ignore = "bug: maintenance.rs hash_kv reports the current revision as hash_revision"]
 async fn hash_kv_of_an_old_revision_reports_that_revision() {
     let srv = start().await;
     let mut c = srv.client().await;

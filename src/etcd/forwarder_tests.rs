@@ -149,6 +149,17 @@ async fn next(out: &mut mpsc::Receiver<Item>) -> PbWatchResponse {
         .unwrap()
 }
 
+/// The next response other than a notification at `stale`: a tick may pass
+/// while the test advances the store, and report the old revision.
+async fn next_after(out: &mut mpsc::Receiver<Item>, stale: i64) -> PbWatchResponse {
+    loop {
+        let resp = next(out).await;
+        if !(resp.events.is_empty() && revision(&resp) == stale) {
+            return resp;
+        }
+    }
+}
+
 #[tokio::test]
 async fn catch_up_owes_nothing_at_or_below_what_was_delivered() {
     let s = store();
@@ -323,15 +334,16 @@ async fn quiet_watches_get_progress_notifications() {
     assert_eq!(s.put("other").await, 2);
     feed.requested().await;
     feed.progress(2).await;
-    let resp = next(&mut out).await;
+    let resp = next_after(&mut out, 1).await;
     assert!(resp.events.is_empty());
     assert_eq!(revision(&resp), 2);
 
-    // An interval with events sends no notification.
-    assert_eq!(s.put("k").await, 3);
+    // An interval with events sends no notification. (The event goes out
+    // before its commit so that no tick in between asks for progress.)
     feed.events(3).await;
     let started = Instant::now();
-    assert_eq!(next(&mut out).await.events.len(), 1);
+    assert_eq!(s.put("k").await, 3);
+    assert_eq!(next_after(&mut out, 2).await.events.len(), 1);
     let resp = next(&mut out).await;
     assert!(started.elapsed() > TICK, "one quiet interval passed first");
     assert!(resp.events.is_empty());
@@ -343,7 +355,7 @@ async fn quiet_watches_get_progress_notifications() {
     feed.events(4).await;
     feed.progress(4).await;
     let started = Instant::now();
-    let resp = next(&mut out).await;
+    let resp = next_after(&mut out, 3).await;
     assert_eq!(resp.events.len(), 1);
     let resp = next(&mut out).await;
     assert!(started.elapsed() > TICK / 2, "no notification on that tick");
@@ -463,5 +475,34 @@ async fn flushes_against_the_real_store_deliver_everything_before_the_ack() {
     }
     writer.await.unwrap();
     assert!(flushes > 1);
+    task.abort();
+}
+
+/// A watch may start at a future revision; its notifications still report
+/// a revision the store has reached, as etcd's do (a client may read at it).
+#[tokio::test]
+async fn notifications_never_run_ahead_of_the_store() {
+    let s = store();
+    let w = s
+        .ctx
+        .backend
+        .watch(WatchRequest {
+            key: b"f".to_vec(),
+            start_revision: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let (f, mut out) = s.forwarder(true, 1);
+    let (control, control_rx) = mpsc::channel(1);
+    let task = tokio::spawn(f.run(w, control_rx));
+    assert_eq!(s.put("other").await, 2);
+    // A progress request: the store's watcher answers for up to revision 9.
+    let (ack, done) = oneshot::channel();
+    control.send(Flush(2, ack)).await.unwrap();
+    tokio::time::timeout(PATIENCE, done).await.unwrap().unwrap();
+    let resp = next(&mut out).await;
+    assert!(resp.events.is_empty());
+    assert_eq!(revision(&resp), s.ctx.backend.current_revision());
     task.abort();
 }

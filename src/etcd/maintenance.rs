@@ -50,7 +50,14 @@ impl<B: Backend> MaintenanceApi<B> {
             hash.write(&kv.key);
             hash.write(&kv.value);
         }
-        Ok((hash.finish(), resp.revision))
+        // The response header carries the current revision; the hash is of
+        // the requested one.
+        let hashed = if revision > 0 {
+            revision
+        } else {
+            resp.revision
+        };
+        Ok((hash.finish(), hashed))
     }
 }
 

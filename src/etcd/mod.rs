@@ -14,8 +14,6 @@ mod watch;
 
 #[cfg(test)]
 mod e2e_tests;
-#[cfg(test)]
-mod etcdctl_tests;
 
 use std::future::Future;
 use std::sync::Arc;

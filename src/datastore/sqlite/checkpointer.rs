@@ -1,9 +1,11 @@
 //! WAL checkpoints on their own thread and connection, so a commit never
 //! waits for the database file to be written and fsynced. SQLite's
 //! autocheckpoint would run them inside the writer's commit and add tens of
-//! milliseconds to an unlucky write.
+//! milliseconds to an unlucky write. Only restarting the WAL (to bound its
+//! size) is left to the writer.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -15,10 +17,11 @@ use crate::datastore::error::Result;
 
 /// WAL pages after which a passive checkpoint is started (4 MiB).
 const PASSIVE_PAGES: i32 = 1000;
-/// WAL pages after which the checkpoint waits for the writer so the WAL can
-/// restart from its beginning (64 MiB); passive checkpoints alone can be
-/// starved by a continuous stream of writes.
-const TRUNCATE_PAGES: i32 = 16384;
+/// WAL pages after which the writer itself restarts the WAL between two
+/// batches (16 MiB). Passive checkpoints never restart it while writes keep
+/// coming, and another connection cannot win the write lock from a busy
+/// writer, so only the writer can bound the file.
+pub const RESTART_PAGES: i32 = 4096;
 
 #[derive(Default)]
 struct State {
@@ -30,6 +33,7 @@ type Signal = Arc<(Mutex<State>, Condvar)>;
 
 pub struct Checkpointer {
     signal: Signal,
+    restart: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -40,7 +44,12 @@ impl Checkpointer {
         conn.busy_timeout(Duration::from_secs(10))?;
         let signal: Signal = Arc::default();
         let hook_signal = signal.clone();
+        let restart = Arc::new(AtomicBool::new(false));
+        let hook_restart = restart.clone();
         writer.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            if pages >= RESTART_PAGES {
+                hook_restart.store(true, Ordering::Release);
+            }
             if pages >= PASSIVE_PAGES {
                 let (state, cv) = &*hook_signal;
                 state.lock().unwrap_or_else(|p| p.into_inner()).pages = pages;
@@ -54,8 +63,22 @@ impl Checkpointer {
             .spawn(move || run(conn, thread_signal))?;
         Ok(Checkpointer {
             signal,
+            restart,
             thread: Some(thread),
         })
+    }
+
+    /// Restarts the WAL from its beginning if it grew past `RESTART_PAGES`.
+    /// Called by the writer between batches, holding no transaction; most
+    /// frames are already copied by the passive checkpoints, so this is short.
+    pub fn restart_if_due(&self, writer: &Connection) {
+        if !self.restart.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        match writer.wal_checkpoint_v2(None::<&str>, CheckpointMode::RESTART) {
+            Ok((log, done)) => tracing::debug!(log, done, "wal restarted"),
+            Err(err) => tracing::warn!(%err, "wal restart failed"),
+        }
     }
 
     pub fn stop(&mut self) {
@@ -89,12 +112,7 @@ fn run(conn: Connection, signal: Signal) {
             }
             std::mem::take(&mut s.pages)
         };
-        let mode = if pages >= TRUNCATE_PAGES {
-            CheckpointMode::TRUNCATE
-        } else {
-            CheckpointMode::PASSIVE
-        };
-        match conn.wal_checkpoint_v2(None::<&str>, mode) {
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok((log, done)) => tracing::debug!(pages, log, done, "wal checkpoint"),
             Err(err) => tracing::warn!(%err, "wal checkpoint failed"),
         }

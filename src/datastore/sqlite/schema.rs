@@ -42,7 +42,7 @@ pub fn open_writer(path: &Path) -> Result<Connection> {
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA wal_autocheckpoint = 0;
-         PRAGMA journal_size_limit = 8388608;
+         PRAGMA journal_size_limit = 20971520;
          PRAGMA cache_size = -1024;
          PRAGMA temp_store = MEMORY;",
     )?;

@@ -156,9 +156,9 @@ async fn answer_progress(
     if *next <= upto && sub.overflowed() {
         return Answer::AfterReplay;
     }
-    let msg = WatchMessage::Progress {
-        revision: upto.max(*next - 1),
-    };
+    // Not `next - 1`: a watch starting in the future must not report a
+    // revision the store has not reached.
+    let msg = WatchMessage::Progress { revision: upto };
     match tx.send(msg).await {
         Ok(()) => Answer::Sent,
         Err(_) => Answer::Gone,

@@ -123,7 +123,7 @@ impl Writer {
                 match self.rx.try_recv() {
                     Ok(req) => req,
                     Err(mpsc::error::TryRecvError::Empty) => {
-                        self.purge_some();
+                        self.purge_some(PURGE_CHUNK);
                         continue;
                     }
                     Err(mpsc::error::TryRecvError::Disconnected) => break,
@@ -134,7 +134,15 @@ impl Writer {
                 .into_iter()
                 .partition(|r| matches!(r.op, Op::Shutdown));
             if !work.is_empty() {
+                let written = work.len();
                 self.commit_batch(work);
+                // Under endless load the writer is never idle: purge a bit
+                // more than the batch wrote, so history cannot outgrow
+                // compaction.
+                if !self.purge.is_empty() {
+                    self.purge_some(2 * written + 64);
+                }
+                self.checkpointer.restart_if_due(&self.conn);
             }
             if !stops.is_empty() {
                 self.stop(stops);
@@ -246,8 +254,8 @@ impl Writer {
     }
 
     /// Deletes a chunk of rows that compaction made unreachable.
-    fn purge_some(&mut self) {
-        let n = self.purge.len().min(PURGE_CHUNK);
+    fn purge_some(&mut self, max: usize) {
+        let n = self.purge.len().min(max);
         let ids: Vec<i64> = self.purge.drain(..n).collect();
         let result = (|| -> Result<()> {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
