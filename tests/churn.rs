@@ -81,7 +81,7 @@ async fn files_stay_bounded_under_churn() {
         "--compaction-interval",
         "1",
         "--compaction-retention",
-        "1",
+        "0",
         "--compaction-min-revisions",
         "100",
     ]);
@@ -97,9 +97,10 @@ async fn files_stay_bounded_under_churn() {
     let second = file_len(&db);
     let wal = file_len(&wal_path(&db));
     println!("db after 10k writes: {first} B, after 30k: {second} B, wal: {wal} B");
-    // 100 live keys of 1 KiB plus ~1,000 revisions of history is well under
-    // 4 MiB; without compaction and page reuse 30k writes would be > 30 MiB.
-    assert!(second < 4 << 20, "database grew to {second} bytes");
+    // History is bounded by what one compaction interval (1 s) of writes
+    // leaves behind: a few MiB here. Without compaction, purging and page
+    // reuse 30,000 writes of 1 KiB would take more than 30 MiB.
+    assert!(second < 16 << 20, "database grew to {second} bytes");
     assert!(
         second <= first + (first / 2),
         "database keeps growing: {first} -> {second}"

@@ -292,6 +292,16 @@ impl Writer {
             if let Err(err) = self.conn.execute_batch("VACUUM;") {
                 tracing::warn!(%err, "vacuum failed");
             }
+            // VACUUM wrote the whole file through the WAL; fold it back now
+            // rather than leave a WAL as large as the database behind.
+            let folded: rusqlite::Result<(i64, i64, i64)> =
+                self.conn
+                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    });
+            if let Err(err) = folded {
+                tracing::warn!(%err, "checkpoint after vacuum failed");
+            }
         }
         let free = schema::free_bytes(&self.conn).unwrap_or(0);
         self.shared.free_bytes.store(free, Ordering::Release);
