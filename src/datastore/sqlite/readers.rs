@@ -116,7 +116,7 @@ pub async fn history(
 ) -> Result<(Vec<Event>, i64)> {
     with_reader(shared, move |shared, conn| {
         let mut stmt = conn.prepare_cached(
-            "SELECT id, key, value, create_revision, version, lease, tombstone
+            "SELECT id, key, value, codec, create_revision, version, lease, tombstone
              FROM log WHERE id >= ?1 AND id < ?2 ORDER BY id LIMIT ?3",
         )?;
         let mut rows = stmt.query(rusqlite::params![
@@ -128,13 +128,13 @@ pub async fn history(
         while let Some(row) = rows.next()? {
             found.push((
                 row.get(1)?,
-                row.get(2)?,
+                schema::decode(row.get(2)?, row.get(3)?)?,
                 Version {
                     id: row.get(0)?,
-                    create_revision: row.get(3)?,
-                    version: row.get(4)?,
-                    lease: row.get(5)?,
-                    tombstone: row.get::<_, i64>(6)? != 0,
+                    create_revision: row.get(4)?,
+                    version: row.get(5)?,
+                    lease: row.get(6)?,
+                    tombstone: row.get::<_, i64>(7)? != 0,
                 },
             ));
         }

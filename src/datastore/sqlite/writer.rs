@@ -25,9 +25,14 @@ use crate::datastore::types::*;
 const MAX_BATCH: usize = 512;
 /// Compacted rows deleted per transaction when the writer is otherwise idle.
 const PURGE_CHUNK: usize = 2000;
-/// How long a batch may wait for the rest of a busy crowd of writers. Only
-/// spent when the previous batch had company; a lone client never waits.
-const GATHER: Duration = Duration::from_micros(250);
+/// How long a batch may wait for the rest of a busy crowd of writers.
+const GATHER: Duration = Duration::from_millis(1);
+/// A pause this long without a new request ends the gathering.
+const GAP: Duration = Duration::from_micros(200);
+/// How often the queue is looked at while gathering.
+const POLL: Duration = Duration::from_micros(30);
+/// How many recent batch sizes estimate the crowd.
+const RECENT_BATCHES: usize = 64;
 
 pub enum Op {
     Put(PutRequest),
@@ -67,8 +72,8 @@ pub struct Writer {
     revision: i64,
     purge: VecDeque<i64>,
     checkpointer: Checkpointer,
-    /// Size of the previous batch: how many writers are likely in flight.
-    last_batch: usize,
+    /// Sizes of recent batches: how many writers are likely in flight.
+    recent: VecDeque<usize>,
 }
 
 impl Writer {
@@ -87,29 +92,50 @@ impl Writer {
             revision,
             purge: purge.into(),
             checkpointer,
-            last_batch: 1,
+            recent: VecDeque::with_capacity(RECENT_BATCHES),
         }
     }
 
-    /// Takes what is queued; when the last batch was larger, waits briefly
-    /// for its peers so one fsync serves them all.
+    /// Takes what is queued. When recent batches had company, writers come
+    /// in a crowd: keep gathering until as many as the largest recent batch
+    /// are here, or nobody new came for `GAP`, or `GATHER` passed — so one
+    /// fsync (and one set of B-tree page writes) serves them all. A lone
+    /// client never waits.
     fn gather(&mut self, first: Request) -> Vec<Request> {
         let mut batch = vec![first];
-        let deadline = Instant::now() + GATHER;
-        loop {
-            while batch.len() < MAX_BATCH {
-                match self.rx.try_recv() {
-                    Ok(req) => batch.push(req),
-                    Err(_) => break,
+        self.drain_into(&mut batch);
+        let expected = self.recent.iter().copied().max().unwrap_or(1);
+        if expected > 1 {
+            let start = Instant::now();
+            let mut last_arrival = start;
+            while batch.len() < expected.min(MAX_BATCH) {
+                let now = Instant::now();
+                if now - start >= GATHER || now - last_arrival >= GAP {
+                    break;
+                }
+                std::thread::sleep(POLL);
+                if self.drain_into(&mut batch) > 0 {
+                    last_arrival = Instant::now();
                 }
             }
-            if batch.len() >= self.last_batch || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_micros(50));
         }
-        self.last_batch = batch.len();
+        if self.recent.len() == RECENT_BATCHES {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(batch.len());
         batch
+    }
+
+    /// Moves queued requests into `batch`; returns how many.
+    fn drain_into(&mut self, batch: &mut Vec<Request>) -> usize {
+        let before = batch.len();
+        while batch.len() < MAX_BATCH {
+            match self.rx.try_recv() {
+                Ok(req) => batch.push(req),
+                Err(_) => break,
+            }
+        }
+        batch.len() - before
     }
 
     pub fn run(mut self) {
