@@ -15,13 +15,14 @@ use rusqlite::Connection;
 
 use crate::datastore::error::Result;
 
-/// WAL pages after which a passive checkpoint is started (4 MiB).
-const PASSIVE_PAGES: i32 = 1000;
+/// WAL pages (1 KiB each, see schema.rs) after which a passive checkpoint
+/// is started: 4 MiB.
+const PASSIVE_PAGES: i32 = 4096;
 /// WAL pages after which the writer itself restarts the WAL between two
-/// batches (16 MiB). Passive checkpoints never restart it while writes keep
+/// batches: 16 MiB. Passive checkpoints never restart it while writes keep
 /// coming, and another connection cannot win the write lock from a busy
 /// writer, so only the writer can bound the file.
-pub const RESTART_PAGES: i32 = 4096;
+pub const RESTART_PAGES: i32 = 16384;
 
 #[derive(Default)]
 struct State {

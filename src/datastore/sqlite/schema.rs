@@ -227,8 +227,14 @@ mod tests {
         assert_eq!(codec, LZ4);
         assert!(stored.len() < json.len());
         assert_eq!(decode(stored.into_owned(), codec).unwrap(), json.to_vec());
-        let noise: Vec<u8> = (0..512u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let noise: Vec<u8> = (0..64)
+            .flat_map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x.to_le_bytes()
+            })
             .collect();
         let (stored, codec) = encode(&noise);
         assert_eq!(codec, RAW);
