@@ -111,6 +111,15 @@ impl<'a> Applier<'a> {
             .copied()
     }
 
+    /// Live keys of the range as this request sees them.
+    fn live_in_range(&self, key: &[u8], range_end: &[u8]) -> Vec<(Vec<u8>, Version)> {
+        let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
+        index
+            .range(key, range_end, self.view())
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
     fn value(&self, id: i64) -> Result<Vec<u8>> {
         schema::value_of(self.conn, id)?
             .ok_or_else(|| Error::Storage(format!("row {id} missing from the log")))
@@ -185,13 +194,7 @@ impl<'a> Applier<'a> {
     }
 
     fn delete(&mut self, req: &DeleteRequest) -> Result<DeleteResponse> {
-        let victims: Vec<(Vec<u8>, Version)> = {
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            index
-                .range(&req.key, &req.range_end, self.view())
-                .map(|(k, v)| (k.clone(), *v))
-                .collect()
-        };
+        let victims = self.live_in_range(&req.key, &req.range_end);
         let mut prev_kvs = Vec::new();
         for (key, prev) in &victims {
             let prev_kv = read::kv_of(key, prev, self.value(prev.id)?);
@@ -244,13 +247,7 @@ impl<'a> Applier<'a> {
     }
 
     fn compare(&self, cmp: &Compare) -> Result<bool> {
-        let matched: Vec<(Vec<u8>, Version)> = {
-            let index = self.shared.index.read().unwrap_or_else(|p| p.into_inner());
-            index
-                .range(&cmp.key, &cmp.range_end, self.view())
-                .map(|(k, v)| (k.clone(), *v))
-                .collect()
-        };
+        let matched = self.live_in_range(&cmp.key, &cmp.range_end);
         if matched.is_empty() {
             if let CompareTarget::Value(_) = cmp.target {
                 // etcd: a value compare on a missing key always fails.

@@ -186,14 +186,7 @@ impl Writer {
         }
         self.checkpointer.stop();
         // Leave a compact file behind: fold the WAL into the database.
-        let checkpoint: rusqlite::Result<(i64, i64, i64)> =
-            self.conn
-                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                });
-        if let Err(err) = checkpoint {
-            tracing::warn!(%err, "final checkpoint failed");
-        }
+        self.fold_wal("final checkpoint");
         tracing::info!(revision = self.revision, "datastore writer stopped");
         for req in waiting {
             let _ = req.reply.send(Ok(Done::Revision(self.revision)));
@@ -305,6 +298,18 @@ impl Writer {
         }
     }
 
+    /// Copies the whole WAL into the database and truncates it.
+    fn fold_wal(&self, what: &str) {
+        let done: rusqlite::Result<(i64, i64, i64)> =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                });
+        if let Err(err) = done {
+            tracing::warn!(%err, "{what} failed");
+        }
+    }
+
     /// Hands free pages back to the file system when compaction freed most
     /// of a large file, so it does not keep its high-water mark forever.
     /// Rare by design: VACUUM rewrites the whole file.
@@ -320,14 +325,7 @@ impl Writer {
             }
             // VACUUM wrote the whole file through the WAL; fold it back now
             // rather than leave a WAL as large as the database behind.
-            let folded: rusqlite::Result<(i64, i64, i64)> =
-                self.conn
-                    .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    });
-            if let Err(err) = folded {
-                tracing::warn!(%err, "checkpoint after vacuum failed");
-            }
+            self.fold_wal("checkpoint after vacuum");
         }
         let free = schema::free_bytes(&self.conn).unwrap_or(0);
         self.shared.free_bytes.store(free, Ordering::Release);
