@@ -3,7 +3,7 @@
 //! whose keys are the long flag names (as in k3s).
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -116,6 +116,27 @@ pub struct ServerArgs {
     pub datastore_listen_address: Option<SocketAddr>,
     #[command(flatten)]
     pub compaction: CompactionArgs,
+    /// HTTPS port of the API server
+    #[arg(long, env = "NANOKUBE_HTTPS_LISTEN_PORT", default_value_t = 6443)]
+    pub https_listen_port: u16,
+    /// Address the API server binds to
+    #[arg(long, env = "NANOKUBE_BIND_ADDRESS", default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+    /// Extra host name or IP in the serving certificate (repeatable or comma-separated)
+    #[arg(long, env = "NANOKUBE_TLS_SAN", value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Cluster DNS domain
+    #[arg(long, env = "NANOKUBE_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Service IP range(s), comma-separated; the first address is the `kubernetes` service
+    #[arg(long, env = "NANOKUBE_SERVICE_CIDR", default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+    /// Where to write the admin kubeconfig (default /etc/nanokube/nanokube.yaml as root, <data-dir>/nanokube.yaml otherwise)
+    #[arg(long, short = 'o', env = "NANOKUBE_WRITE_KUBECONFIG")]
+    pub write_kubeconfig: Option<PathBuf>,
+    /// Octal file mode of the admin kubeconfig, e.g. 644
+    #[arg(long, env = "NANOKUBE_WRITE_KUBECONFIG_MODE", default_value = "600")]
+    pub write_kubeconfig_mode: String,
 }
 
 #[derive(Debug, Clone, Args)]

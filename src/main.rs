@@ -3,6 +3,7 @@
 mod config;
 mod datastore;
 mod etcd;
+mod pki;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -139,12 +140,43 @@ async fn datastore_only(args: config::DatastoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Creates or reuses the cluster PKI and writes the admin kubeconfig.
+fn ensure_pki(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<pki::Pki> {
+    let mode = pki::parse_mode(&args.write_kubeconfig_mode)?;
+    let mut addresses = pki::local_addresses();
+    if !args.bind_address.is_unspecified() {
+        addresses.push(args.bind_address);
+    }
+    let names = pki::serving_names(
+        &hostname(),
+        &addresses,
+        &args.tls_san,
+        &args.cluster_domain,
+        &args.service_cidr,
+    )?;
+    let pki = pki::ensure(&pki::tls_dir(data_dir), &names)?;
+    let kubeconfig = args
+        .write_kubeconfig
+        .clone()
+        .unwrap_or_else(|| pki::default_kubeconfig_path(data_dir));
+    pki::write_kubeconfig(&pki, &kubeconfig, args.https_listen_port, mode)?;
+    tracing::info!(path = %kubeconfig.display(), mode = format!("{mode:o}"), "wrote admin kubeconfig");
+    Ok(pki)
+}
+
 async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.common.data_dir();
     let server_dir = data_dir.join("server");
     let path = db_path(&data_dir);
     let store = SqliteBackend::open(&path, store_options(&args.compaction))
         .with_context(|| format!("opening datastore {}", path.display()))?;
+
+    let pki = ensure_pki(&args, &data_dir)?;
+    // Built now so a broken PKI fails the start; the HTTPS listener (next
+    // issue) serves with it.
+    let _tls_config = pki
+        .server_config()
+        .context("building the api server tls configuration")?;
 
     let sock = server_dir.join("etcd.sock");
     // A socket left by a previous run would make bind fail.

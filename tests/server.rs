@@ -1,5 +1,6 @@
 //! `nanokube server` serves the etcd API on its unix socket (and on TCP when
-//! asked); `nanokube version` works.
+//! asked) and writes the cluster PKI and admin kubeconfig; `nanokube
+//! version` works.
 
 mod common;
 
@@ -64,4 +65,62 @@ fn version_prints_crate_version() {
         "`nanokube version` printed {stdout:?}, expected it to contain {}",
         env!("CARGO_PKG_VERSION")
     );
+}
+
+#[test]
+fn server_writes_pki_and_admin_kubeconfig() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Proc::server_with(|d| {
+        vec![
+            "--write-kubeconfig".into(),
+            d.join("kubeconfig.yaml").to_string_lossy().into_owned(),
+            "--tls-san".into(),
+            "example.test".into(),
+        ]
+    });
+    let path = p.data_dir.join("kubeconfig.yaml");
+    let meta = std::fs::metadata(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; server stderr:\n{}", path.display(), p.log()));
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let v: serde_json::Value = serde_saphyr::from_str(&text).expect("kubeconfig is YAML");
+    assert_eq!(
+        v["clusters"][0]["cluster"]["server"], "https://127.0.0.1:6443",
+        "{text}"
+    );
+
+    let out = common::run_with_timeout(
+        Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(&path)
+            .args(["config", "view", "--raw", "-o", "jsonpath={.users[0].name}"]),
+        None,
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "kubectl config view failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "default");
+
+    // the serving certificate carries the --tls-san
+    let tls = p.data_dir.join("server").join("tls");
+    let pem = std::fs::read(tls.join("serving-kube-apiserver.crt")).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    assert!(
+        san.value.general_names.iter().any(|n| matches!(
+            n,
+            x509_parser::extensions::GeneralName::DNSName("example.test")
+        )),
+        "{:?}",
+        san.value.general_names
+    );
+    let key_mode = std::fs::metadata(tls.join("server-ca.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
 }

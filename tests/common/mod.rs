@@ -151,17 +151,24 @@ impl Proc {
     /// `nanokube server` on a fresh data dir with the etcd API also on TCP;
     /// waits until both the unix socket and the TCP port answer.
     pub fn server() -> Proc {
+        Self::server_with(|_| Vec::new())
+    }
+
+    /// Like [`Proc::server`] with extra arguments, made from the data dir.
+    pub fn server_with(extra: impl FnOnce(&Path) -> Vec<String>) -> Proc {
         let tmp = short_tempdir();
         let port = free_port();
         let data_dir = tmp.path().join("d");
         let listen = format!("127.0.0.1:{port}");
-        let args = [
+        let extra = extra(&data_dir);
+        let mut args = vec![
             "server",
             "--data-dir",
             data_dir.to_str().unwrap(),
             "--datastore-listen-address",
             &listen,
         ];
+        args.extend(extra.iter().map(String::as_str));
         let mut p = Self::spawn(Kind::Server, NANOKUBE, &args, port, &data_dir, tmp.path());
         p._tmp = Some(tmp);
         p.wait_ready();
