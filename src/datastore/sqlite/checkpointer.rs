@@ -113,7 +113,14 @@ fn run(conn: Connection, signal: Signal) {
             }
             std::mem::take(&mut s.pages)
         };
+        // A connection that has not read the database since the WAL was
+        // (re)started does not know the file is in WAL mode, and its
+        // checkpoint silently does nothing (log = -1): read the header first.
+        if let Err(err) = conn.query_row("PRAGMA schema_version", [], |r| r.get::<_, i64>(0)) {
+            tracing::warn!(%err, "reading the database before a checkpoint failed");
+        }
         match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+            Ok((-1, _)) => tracing::warn!(pages, "wal checkpoint did not run"),
             Ok((log, done)) => tracing::debug!(pages, log, done, "wal checkpoint"),
             Err(err) => tracing::warn!(%err, "wal checkpoint failed"),
         }
