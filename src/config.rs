@@ -137,6 +137,9 @@ pub struct ServerArgs {
     /// Octal file mode of the admin kubeconfig, e.g. 644
     #[arg(long, env = "NANOKUBE_WRITE_KUBECONFIG_MODE", default_value = "600")]
     pub write_kubeconfig_mode: String,
+    /// Run only the control plane: no node agent on this machine
+    #[arg(long, env = "NANOKUBE_DISABLE_AGENT")]
+    pub disable_agent: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,7 +4,10 @@ mod config;
 mod datastore;
 mod etcd;
 mod pki;
+mod api;
+mod apiserver;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -167,6 +170,17 @@ fn ensure_pki(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<pki:
     Ok(pki)
 }
 
+/// The address other machines and pods reach the API server at.
+fn advertise_address(args: &config::ServerArgs) -> std::net::IpAddr {
+    if !args.bind_address.is_unspecified() && !args.bind_address.is_loopback() {
+        return args.bind_address;
+    }
+    pki::local_addresses()
+        .into_iter()
+        .find(|a| !a.is_loopback() && a.is_ipv4())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}
+
 async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     let data_dir = args.common.data_dir();
     let server_dir = data_dir.join("server");
@@ -175,11 +189,26 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("opening datastore {}", path.display()))?;
 
     let pki = ensure_pki(&args, &data_dir)?;
-    // Built now so a broken PKI fails the start; the HTTPS listener (next
-    // issue) serves with it.
-    let _tls_config = pki
+    let tls = pki
         .server_config()
         .context("building the api server tls configuration")?;
+    let first_cidr = args.service_cidr.split(',').next().unwrap_or_default().trim();
+    let network = api::ServiceNetwork::parse(first_cidr).map_err(anyhow::Error::msg)?;
+    let https_addr = SocketAddr::new(args.bind_address, args.https_listen_port);
+    let https = TcpListener::bind(https_addr)
+        .await
+        .with_context(|| format!("listening on {https_addr}"))?;
+    let api = api::Api::open(store.clone(), network)
+        .await
+        .context("starting the api layer")?;
+    let advertise = advertise_address(&args);
+    api.bootstrap(advertise, args.https_listen_port)
+        .await
+        .context("creating the default namespaces and the kubernetes service")?;
+    let apiserver = apiserver::Server::new(api.clone(), format!("{advertise}:{}", args.https_listen_port));
+    if !args.disable_agent {
+        tracing::info!("the node agent is not part of this build yet; running the control plane only");
+    }
 
     let sock = server_dir.join("etcd.sock");
     // A socket left by a previous run would make bind fail.
@@ -206,7 +235,7 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         None => None,
     };
     let info = etcd_info(&hostname(), urls.clone());
-    tracing::info!(?urls, "server ready");
+    tracing::info!(?urls, api = %https_addr, "server ready");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -217,23 +246,27 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         let store = store.clone();
         let info = info.clone();
         let stop = wait(stop_rx.clone());
-        tasks.spawn(async move { etcd::serve_unix(store, info, unix, stop).await });
+        tasks.spawn(async move { etcd::serve_unix(store, info, unix, stop).await.map_err(anyhow::Error::from) });
     }
     if let Some(l) = tcp {
         let store = store.clone();
         let stop = wait(stop_rx.clone());
-        tasks.spawn(async move { etcd::serve_tcp(store, info, l, stop).await });
+        tasks.spawn(async move { etcd::serve_tcp(store, info, l, stop).await.map_err(anyhow::Error::from) });
+    }
+    {
+        let stop = wait(stop_rx.clone());
+        tasks.spawn(async move { apiserver::serve(apiserver, tls, https, stop).await.map_err(anyhow::Error::from) });
     }
     tokio::select! {
         _ = shutdown_signal() => {}
         Some(res) = tasks.join_next() => {
-            res.context("etcd listener task")??;
+            res.context("listener task")??;
         }
     }
     let _ = stop_tx.send(true);
     while let Some(res) = tasks.join_next().await {
         if let Ok(Err(err)) = res {
-            tracing::warn!(%err, "etcd listener stopped with an error");
+            tracing::warn!(%err, "listener stopped with an error");
         }
     }
     store.close().await;

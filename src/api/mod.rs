@@ -1,0 +1,73 @@
+//! The Kubernetes API layer: the resource registry and the semantics of
+//! every verb over the datastore and its watch caches. No HTTP here: the
+//! HTTPS server (`crate::apiserver`) and the in-process client
+//! (`crate::client`) both call [`Api`].
+
+mod bootstrap;
+mod convert;
+mod error;
+mod kinds;
+mod meta;
+mod options;
+mod store;
+mod verbs;
+
+pub mod openapi;
+pub mod patch;
+pub mod registry;
+pub mod selector;
+pub mod table;
+pub mod validation;
+
+use std::sync::Arc;
+
+pub use error::{success_status, ApiError, MAX_BODY_BYTES};
+pub use options::{
+    DeleteOptions, FieldValidation, ListOptions, ListResult, WatchEvent, WatchOptions,
+    WatchStream, WriteOptions,
+};
+pub use registry::{Registry, Resource};
+pub use store::{Db, StoreError};
+pub use meta::name as meta_name;
+pub use verbs::{Deleted, ServiceNetwork};
+
+/// The API layer. Cheap to share (`Arc`).
+pub struct Api {
+    registry: Registry,
+    store: Arc<store::Store>,
+    services: verbs::Allocator,
+    /// The lease events are attached to, shared for a minute (upstream's
+    /// lease reuse), so events expire an hour after they were written.
+    event_lease: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
+}
+
+impl Api {
+    /// Opens the API layer over `db`: fills the watch caches and starts
+    /// following the datastore.
+    pub async fn open(db: Arc<Db>, network: ServiceNetwork) -> Result<Arc<Api>, ApiError> {
+        let registry = Registry::builtin();
+        let mut storages: Vec<&str> = registry.all().iter().map(|r| r.storage).collect();
+        storages.sort_unstable();
+        storages.dedup();
+        let store = store::Store::open(db, &storages)
+            .await
+            .map_err(ApiError::internal)?;
+        let services = verbs::Allocator::new(network);
+        Ok(Arc::new(Api {
+            registry,
+            store,
+            services,
+            event_lease: std::sync::Mutex::new(None),
+        }))
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Whether the caches follow the datastore (for /readyz).
+    pub fn ready(&self) -> bool {
+        use crate::datastore::Backend;
+        self.store.cache_revision() > 0 || self.store.db().current_revision() == 0
+    }
+}

@@ -1,0 +1,94 @@
+//! Options of the verbs (upstream's ListOptions, DeleteOptions, ...) and
+//! their results.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use crate::api::registry::Resource;
+use crate::api::selector::{FieldSelector, LabelSelector};
+use crate::api::store::CacheEvent;
+
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    pub label_selector: LabelSelector,
+    pub field_selector: FieldSelector,
+    /// `resourceVersion`; None = most recent (consistent read).
+    pub resource_version: Option<String>,
+    /// `resourceVersionMatch`: "", "NotOlderThan" or "Exact".
+    pub resource_version_match: String,
+    /// 0 = no limit.
+    pub limit: i64,
+    pub continue_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    #[default]
+    Strict,
+    Warn,
+    Ignore,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+    pub field_validation: FieldValidation,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub grace_period_seconds: Option<i64>,
+    /// "Orphan", "Background" or "Foreground".
+    pub propagation_policy: Option<String>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    pub label_selector: LabelSelector,
+    pub field_selector: FieldSelector,
+    pub resource_version: Option<String>,
+    pub allow_bookmarks: bool,
+    pub send_initial_events: bool,
+    pub timeout: Option<Duration>,
+}
+
+/// A list answer: items in key order, the revision it reflects, and the
+/// pagination state.
+#[derive(Debug, Clone)]
+pub struct ListResult {
+    pub items: Vec<Arc<Value>>,
+    pub resource_version: i64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// One watch event as clients see it: type is ADDED, MODIFIED, DELETED,
+/// BOOKMARK or ERROR.
+#[derive(Debug, Clone)]
+pub struct WatchEvent {
+    pub kind: &'static str,
+    pub object: Arc<Value>,
+}
+
+/// A live watch. Ends (None) on timeout, when the client was too slow, or
+/// at shutdown; the client then re-watches from its last resourceVersion.
+pub struct WatchStream {
+    pub(crate) resource: &'static Resource,
+    pub(crate) backlog: VecDeque<Arc<CacheEvent>>,
+    pub(crate) rx: mpsc::Receiver<Arc<CacheEvent>>,
+    pub(crate) options: WatchOptions,
+    pub(crate) namespace: Option<String>,
+    pub(crate) last_revision: i64,
+    pub(crate) initial_end: Option<i64>,
+    pub(crate) deadline: Option<tokio::time::Instant>,
+    pub(crate) revision: tokio::sync::watch::Receiver<i64>,
+    pub(crate) next_bookmark: tokio::time::Instant,
+}

@@ -1,0 +1,286 @@
+//! Objects in the datastore, and the watch caches fed from it (DESIGN
+//! decision 2: this cache is the informer store of everything in process).
+//!
+//! Writes go straight to the datastore with etcd-style compare-and-swap
+//! transactions; the feeder task applies every committed change to the
+//! cache of its prefix, in revision order. Reads wait until the cache has
+//! caught up with the revision they need.
+
+mod cache;
+mod feeder;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+pub use cache::{CacheEvent, EventType, Stored, Subscription, TooOld};
+
+use crate::datastore::{
+    Backend, Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RangeRequest,
+    SqliteBackend, TxnOp, TxnRequest,
+};
+
+/// The datastore implementation the API layer runs on.
+pub type Db = SqliteBackend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object already exists")]
+    Exists,
+    #[error("object was modified or deleted")]
+    Conflict,
+    #[error("required revision has been compacted")]
+    Compacted,
+    #[error("timed out waiting for revision {wanted} (cache at {current})")]
+    TooNew { wanted: i64, current: i64 },
+    #[error("stored object is not valid json: {0}")]
+    Corrupt(String),
+    #[error("datastore: {0}")]
+    Datastore(String),
+}
+
+impl From<crate::datastore::Error> for StoreError {
+    fn from(e: crate::datastore::Error) -> Self {
+        match e {
+            crate::datastore::Error::Compacted { .. } => StoreError::Compacted,
+            other => StoreError::Datastore(other.to_string()),
+        }
+    }
+}
+
+/// A stored object read from the datastore, with its revisions.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub object: Value,
+    pub mod_revision: i64,
+}
+
+pub struct Store {
+    db: Arc<Db>,
+    caches: HashMap<String, Arc<cache::Cache>>,
+    revision: watch::Receiver<i64>,
+    progress: mpsc::Sender<()>,
+}
+
+/// Sets `metadata.resourceVersion` (stored bytes never carry it).
+pub fn set_resource_version(obj: &mut Value, revision: i64) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("resourceVersion".into(), revision.to_string().into());
+    }
+}
+
+impl Store {
+    /// Loads every object under `/registry/` for the given storage segments
+    /// and starts the feeder. Returns when the caches are filled.
+    pub async fn open(db: Arc<Db>, storages: &[&str]) -> Result<Arc<Store>, StoreError> {
+        let (caches, revision, progress) = feeder::start(db.clone(), storages).await?;
+        Ok(Arc::new(Store {
+            db,
+            caches,
+            revision,
+            progress,
+        }))
+    }
+
+    pub fn db(&self) -> &Arc<Db> {
+        &self.db
+    }
+
+    /// The revision every cache has applied.
+    pub fn cache_revision(&self) -> i64 {
+        *self.revision.borrow()
+    }
+
+    /// Waits until the caches reflect `revision` (at most ~3 s, as upstream).
+    pub async fn wait_for(&self, revision: i64) -> Result<(), StoreError> {
+        if self.cache_revision() >= revision {
+            return Ok(());
+        }
+        let mut rx = self.revision.clone();
+        let wait = async {
+            loop {
+                // A revision with no event (e.g. a lease grant) only shows up
+                // through a progress answer, so ask for one while waiting.
+                let _ = self.progress.try_send(());
+                let changed =
+                    tokio::time::timeout(Duration::from_millis(50), rx.wait_for(|r| *r >= revision));
+                match changed.await {
+                    Ok(Ok(_)) => return Ok(()),
+                    Ok(Err(_)) => return Err(StoreError::Datastore("cache feeder stopped".into())),
+                    Err(_) => continue,
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(3), wait).await {
+            Ok(r) => r,
+            Err(_) => Err(StoreError::TooNew {
+                wanted: revision,
+                current: self.cache_revision(),
+            }),
+        }
+    }
+
+    /// Waits until the caches hold every committed write (a consistent read).
+    pub async fn sync(&self) -> Result<i64, StoreError> {
+        let current = self.db.current_revision();
+        self.wait_for(current).await?;
+        Ok(current.max(self.cache_revision()))
+    }
+
+    /// Follows the feeder's revision (for watch bookmarks).
+    pub fn revision_rx(&self) -> watch::Receiver<i64> {
+        self.revision.clone()
+    }
+
+    pub fn cache(&self, storage: &str) -> Option<&Arc<cache::Cache>> {
+        self.caches.get(storage)
+    }
+
+    /// Reads one object from the datastore (authoritative, for writes).
+    pub async fn read(&self, key: &str) -> Result<Option<Current>, StoreError> {
+        let resp = self
+            .db
+            .range(RangeRequest {
+                key: key.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await?;
+        match resp.kvs.into_iter().next() {
+            Some(kv) => Ok(Some(decode(&kv.value, kv.mod_revision)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads every object under `prefix` at `revision` (0: now), from
+    /// `start_key` on, at most `limit` (0: all). Returns (objects with their
+    /// keys, revision read at, more remain).
+    pub async fn read_range(
+        &self,
+        prefix: &str,
+        start_key: &str,
+        revision: i64,
+        limit: i64,
+    ) -> Result<(Vec<(String, Value)>, i64, bool), StoreError> {
+        let resp = self
+            .db
+            .range(RangeRequest {
+                key: start_key.as_bytes().to_vec(),
+                range_end: prefix_end(prefix.as_bytes()),
+                revision,
+                limit,
+                ..Default::default()
+            })
+            .await?;
+        let mut out = Vec::with_capacity(resp.kvs.len());
+        for kv in resp.kvs {
+            let cur = decode(&kv.value, kv.mod_revision)?;
+            out.push((String::from_utf8_lossy(&kv.key).into_owned(), cur.object));
+        }
+        Ok((out, resp.revision, resp.more))
+    }
+
+    /// Creates `key` if absent; returns the revision of the write.
+    pub async fn create(&self, key: &str, value: Vec<u8>, lease: i64) -> Result<i64, StoreError> {
+        let k = key.as_bytes().to_vec();
+        let resp = self
+            .db
+            .txn(TxnRequest {
+                compare: vec![compare(&k, CompareTarget::CreateRevision(0))],
+                success: vec![TxnOp::Put(PutRequest {
+                    key: k,
+                    value,
+                    lease,
+                    ..Default::default()
+                })],
+                failure: vec![],
+            })
+            .await?;
+        if resp.succeeded {
+            Ok(resp.revision)
+        } else {
+            Err(StoreError::Exists)
+        }
+    }
+
+    /// Replaces `key` if it is still at `mod_revision`.
+    pub async fn update(&self, key: &str, value: Vec<u8>, mod_revision: i64) -> Result<i64, StoreError> {
+        let k = key.as_bytes().to_vec();
+        let resp = self
+            .db
+            .txn(TxnRequest {
+                compare: vec![compare(&k, CompareTarget::ModRevision(mod_revision))],
+                success: vec![TxnOp::Put(PutRequest {
+                    key: k,
+                    value,
+                    ..Default::default()
+                })],
+                failure: vec![],
+            })
+            .await?;
+        if resp.succeeded {
+            Ok(resp.revision)
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    /// Deletes `key` if it is still at `mod_revision`.
+    pub async fn delete(&self, key: &str, mod_revision: i64) -> Result<i64, StoreError> {
+        let k = key.as_bytes().to_vec();
+        let resp = self
+            .db
+            .txn(TxnRequest {
+                compare: vec![compare(&k, CompareTarget::ModRevision(mod_revision))],
+                success: vec![TxnOp::Delete(DeleteRequest {
+                    key: k,
+                    ..Default::default()
+                })],
+                failure: vec![],
+            })
+            .await?;
+        if resp.succeeded {
+            Ok(resp.revision)
+        } else {
+            Err(StoreError::Conflict)
+        }
+    }
+
+    /// The compacted revision: history before it is gone.
+    pub fn compact_revision(&self) -> i64 {
+        self.db.status().compact_revision
+    }
+}
+
+fn compare(key: &[u8], target: CompareTarget) -> Compare {
+    Compare {
+        key: key.to_vec(),
+        range_end: Vec::new(),
+        result: CompareResult::Equal,
+        target,
+    }
+}
+
+/// etcd's range end for "every key with this prefix".
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
+
+fn decode(bytes: &[u8], mod_revision: i64) -> Result<Current, StoreError> {
+    let mut object: Value =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    set_resource_version(&mut object, mod_revision);
+    Ok(Current {
+        object,
+        mod_revision,
+    })
+}

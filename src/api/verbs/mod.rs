@@ -1,0 +1,119 @@
+//! The verbs, as `impl Api` blocks: reads (get, list), writes (create,
+//! update, patch), deletes, watches and the subresources.
+
+mod create;
+mod delete;
+mod list;
+mod patch;
+mod service;
+mod subresource;
+mod update;
+mod watch;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use delete::Deleted;
+pub use service::{Allocator, ServiceNetwork};
+
+use crate::api::error::ApiError;
+use crate::api::registry::Resource;
+use crate::api::store::StoreError;
+use crate::api::Api;
+
+/// Maps storage failures to what clients see.
+fn store_error(r: &Resource, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::Exists => ApiError::already_exists(r, name),
+        StoreError::Conflict => ApiError::modified(r, name),
+        StoreError::Compacted => ApiError::Gone("The resourceVersion for the provided list is too old.".into()),
+        StoreError::TooNew { wanted, current } => ApiError::Timeout(format!(
+            "Too large resource version: {wanted}, current: {current}"
+        )),
+        other => ApiError::internal(other),
+    }
+}
+
+/// The object in the version `r` serves (stored objects are in the
+/// storage version).
+fn served(r: &Resource, stored: &Arc<Value>) -> Arc<Value> {
+    match r.strategy.from_storage {
+        Some(convert) => Arc::new(convert((**stored).clone())),
+        None => stored.clone(),
+    }
+}
+
+fn served_owned(r: &Resource, stored: Value) -> Value {
+    match r.strategy.from_storage {
+        Some(convert) => convert(stored),
+        None => stored,
+    }
+}
+
+fn to_storage(r: &Resource, obj: Value) -> Value {
+    match r.strategy.to_storage {
+        Some(convert) => convert(obj),
+        None => obj,
+    }
+}
+
+/// Serializes an object for storage, without its resourceVersion.
+fn encode(mut obj: Value) -> Result<Vec<u8>, ApiError> {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj).map_err(ApiError::internal)
+}
+
+/// The namespace segment of a key: the request's when the kind is namespaced.
+fn scoped<'a>(r: &Resource, namespace: Option<&'a str>) -> Option<&'a str> {
+    if r.namespaced {
+        namespace
+    } else {
+        None
+    }
+}
+
+fn suffix(r: &Resource, namespace: Option<&str>, name: &str) -> String {
+    match scoped(r, namespace) {
+        Some(ns) => format!("{ns}/{name}"),
+        None => name.to_string(),
+    }
+}
+
+impl Api {
+    /// One object, from the cache after it caught up with every committed
+    /// write (upstream's consistent read).
+    pub async fn get(
+        &self,
+        r: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<Value>, ApiError> {
+        self.store.sync().await.map_err(|e| store_error(r, name, e))?;
+        let cache = self
+            .store
+            .cache(r.storage)
+            .ok_or_else(|| ApiError::internal(format!("no cache for {}", r.storage)))?;
+        match cache.get(&suffix(r, namespace, name)) {
+            Some(s) => Ok(served(r, &s.object)),
+            None => Err(ApiError::not_found(r, name)),
+        }
+    }
+
+    /// The current stored object, read from the datastore (for writes).
+    async fn current(
+        &self,
+        r: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(Value, i64), ApiError> {
+        let key = r.key(scoped(r, namespace), name);
+        match self.store.read(&key).await {
+            Ok(Some(c)) => Ok((c.object, c.mod_revision)),
+            Ok(None) => Err(ApiError::not_found(r, name)),
+            Err(e) => Err(store_error(r, name, e)),
+        }
+    }
+}

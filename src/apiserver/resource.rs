@@ -1,0 +1,226 @@
+//! REST handlers of resources: method + path → verb of the API layer.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::{Method, Response};
+use serde_json::{json, Value};
+
+use super::codec::{self, Body, Output};
+use super::query::Query;
+use super::route::ResourcePath;
+use super::watch;
+use crate::api::patch::PatchType;
+use crate::api::{table, Api, ApiError, ListResult, Resource};
+
+/// The parts of a request a resource handler needs.
+pub struct Call<'a> {
+    pub method: &'a Method,
+    pub path: ResourcePath,
+    pub query: Query,
+    pub content_type: Option<&'a str>,
+    pub output: Output,
+    pub body: Bytes,
+}
+
+fn is_streaming(sub: &str) -> bool {
+    matches!(sub, "log" | "exec" | "attach" | "portforward" | "proxy")
+}
+
+pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    let p = &call.path;
+    let r = api
+        .registry()
+        .find(&p.group, &p.version, &p.plural)
+        .ok_or(ApiError::NoRoute)?;
+    if p.namespace.is_some() && !r.namespaced {
+        return Err(ApiError::NoRoute);
+    }
+    let ns = p.namespace.as_deref();
+    let sub = p.subresource.as_deref();
+    if let Some(s) = sub {
+        if r.subresource(s).is_none() {
+            return Err(ApiError::NoRoute);
+        }
+        if is_streaming(s) {
+            return Err(ApiError::BadRequest(format!(
+                "{s} for pods is served by the node agent, which is not running in this server"
+            )));
+        }
+    }
+    let output = call.output;
+    let watching = call.query.is_watch() || p.watch_prefix;
+    match (call.method, p.name.as_deref()) {
+        (&Method::GET, None) if watching => {
+            let stream = api.watch(r, ns, call.query.watch()?).await?;
+            Ok(watch::respond(stream, output))
+        }
+        (&Method::GET, None) => {
+            let list = api.list(r, ns, &call.query.list()?).await?;
+            Ok(list_response(r, list, output))
+        }
+        (&Method::GET, Some(name)) if watching => {
+            // A watch of one object: a field-selected watch on its name.
+            let mut q = call.query.watch()?;
+            q.field_selector = crate::api::selector::FieldSelector::parse(&format!("metadata.name={name}"))
+                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            let stream = api.watch(r, ns, q).await?;
+            Ok(watch::respond(stream, output))
+        }
+        (&Method::GET, Some(name)) => {
+            let obj = match sub {
+                Some("scale") => Arc::new(api.get_scale(r, ns, name).await?),
+                _ => api.get(r, ns, name).await?,
+            };
+            Ok(object_response(r, 200, &obj, output))
+        }
+        (&Method::POST, None) => {
+            let body = codec::decode(call.content_type, &call.body)?;
+            let opts = call.query.write()?;
+            if r.plural == "bindings" {
+                let name = crate::api::meta_name(&body).to_string();
+                let pods = api.registry().find("", "v1", "pods").ok_or(ApiError::NoRoute)?;
+                let out = api.bind(pods, ns, &name, &body, &opts).await?;
+                return Ok(codec::respond(201, &out, Output::Json));
+            }
+            let created = api.create(r, ns, body, &opts).await?;
+            Ok(object_response(r, 201, &created, output))
+        }
+        (&Method::POST, Some(name)) => {
+            let body = codec::decode(call.content_type, &call.body)?;
+            let opts = call.query.write()?;
+            let out = match sub {
+                Some("binding") => api.bind(r, ns, name, &body, &opts).await?,
+                Some("eviction") => api.evict(r, ns, name, &body).await?,
+                _ => return Err(ApiError::MethodNotAllowed),
+            };
+            Ok(codec::respond(201, &out, Output::Json))
+        }
+        (&Method::PUT, Some(name)) => {
+            let body = codec::decode(call.content_type, &call.body)?;
+            let opts = call.query.write()?;
+            let out = match sub {
+                Some("scale") => api.update_scale(r, ns, name, body, &opts).await?,
+                Some("finalize") => api.finalize_namespace(r, name, &body, &opts).await?,
+                _ => api.update(r, ns, name, body, sub, &opts).await?,
+            };
+            Ok(object_response(r, 200, &out, output))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let ct = call.content_type.unwrap_or("");
+            let patch_type = PatchType::from_content_type(ct).ok_or_else(|| {
+                ApiError::UnsupportedMediaType(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+                ))
+            })?;
+            let opts = call.query.write()?;
+            let out = api.patch(r, ns, name, patch_type, &call.body, sub, &opts).await?;
+            Ok(object_response(r, 200, &out, output))
+        }
+        (&Method::DELETE, Some(name)) => {
+            let body = if call.body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(codec::decode(call.content_type, &call.body)?)
+            };
+            let opts = call.query.delete(body.as_ref())?;
+            let out = api.delete(r, ns, name, &opts).await?.into_response(r);
+            Ok(codec::respond(200, &out, Output::Json))
+        }
+        (&Method::DELETE, None) => {
+            let body = if call.body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(codec::decode(call.content_type, &call.body)?)
+            };
+            let opts = call.query.delete(body.as_ref())?;
+            let items = api.delete_collection(r, ns, &call.query.list()?, &opts).await?;
+            let list = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": {}, "items": items});
+            Ok(codec::respond(200, &list, Output::Json))
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}
+
+fn partial_metadata(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+           "metadata": obj.get("metadata").cloned().unwrap_or_else(|| json!({}))})
+}
+
+/// One object in the form asked for.
+pub fn object_response(r: &Resource, code: u16, obj: &Value, output: Output) -> Response<Body> {
+    match output {
+        Output::Table(include) if obj.get("kind").and_then(Value::as_str) == Some(r.kind) => {
+            let meta = json!({"resourceVersion": obj.get("metadata").and_then(|m| m.get("resourceVersion")).cloned().unwrap_or(Value::Null)});
+            let t = table::table(r.group, r.plural, [obj], include.to_table(), meta, SystemTime::now());
+            codec::respond(code, &t, Output::Json)
+        }
+        Output::PartialMetadata => codec::respond(code, &partial_metadata(obj), Output::Json),
+        Output::Table(_) => codec::respond(code, obj, Output::Json),
+        other => codec::respond(code, obj, other),
+    }
+}
+
+fn list_meta(list: &ListResult) -> Value {
+    let mut m = json!({"resourceVersion": list.resource_version.to_string()});
+    if let Some(c) = &list.continue_token {
+        m["continue"] = c.clone().into();
+    }
+    if let Some(n) = list.remaining {
+        m["remainingItemCount"] = n.into();
+    }
+    m
+}
+
+/// A list in the form asked for; JSON lists are written item by item so
+/// large lists are never copied into one tree.
+pub fn list_response(r: &Resource, list: ListResult, output: Output) -> Response<Body> {
+    let meta = list_meta(&list);
+    match output {
+        Output::Table(include) => {
+            let t = table::table(
+                r.group,
+                r.plural,
+                list.items.iter().map(|i| i.as_ref()),
+                include.to_table(),
+                meta,
+                SystemTime::now(),
+            );
+            codec::respond(200, &t, Output::Json)
+        }
+        Output::PartialMetadata => {
+            let items: Vec<Value> = list.items.iter().map(|i| partial_metadata(i)).collect();
+            let v = json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta, "items": items});
+            codec::respond(200, &v, Output::Json)
+        }
+        Output::Yaml => {
+            let items: Vec<&Value> = list.items.iter().map(|i| i.as_ref()).collect();
+            let v = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": meta, "items": items});
+            codec::respond(200, &v, Output::Yaml)
+        }
+        Output::Json => {
+            let mut buf = Vec::with_capacity(64 + list.items.len() * 512);
+            buf.extend_from_slice(b"{\"kind\":");
+            write_json(&mut buf, &Value::from(r.list_kind()));
+            buf.extend_from_slice(b",\"apiVersion\":");
+            write_json(&mut buf, &Value::from(r.api_version()));
+            buf.extend_from_slice(b",\"metadata\":");
+            write_json(&mut buf, &meta);
+            buf.extend_from_slice(b",\"items\":[");
+            for (i, item) in list.items.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                write_json(&mut buf, item);
+            }
+            buf.extend_from_slice(b"]}");
+            codec::raw(200, Bytes::from(buf), "application/json")
+        }
+    }
+}
+
+fn write_json(buf: &mut Vec<u8>, v: &Value) {
+    // Serializing a Value into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buf, v);
+}
