@@ -6,6 +6,8 @@ mod etcd;
 mod pki;
 mod api;
 mod apiserver;
+mod client;
+mod controllers;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -205,6 +207,7 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     api.bootstrap(advertise, args.https_listen_port)
         .await
         .context("creating the default namespaces and the kubernetes service")?;
+    controllers::start(api.clone());
     let apiserver = apiserver::Server::new(api.clone(), format!("{advertise}:{}", args.https_listen_port));
     if !args.disable_agent {
         tracing::info!("the node agent is not part of this build yet; running the control plane only");

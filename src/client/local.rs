@@ -18,6 +18,19 @@ impl Local {
         Local { api }
     }
 
+    /// Every namespaced collection, once per stored kind (for sweeping a
+    /// namespace).
+    pub fn namespaced_storage_resources(&self) -> Vec<ResourceId> {
+        let mut seen = std::collections::HashSet::new();
+        self.api
+            .registry()
+            .all()
+            .iter()
+            .filter(|r| r.namespaced && r.has_verb("list") && r.has_verb("delete") && seen.insert(r.storage))
+            .map(|r| ResourceId::new(r.group, r.version, r.plural))
+            .collect()
+    }
+
     fn resource(&self, res: &ResourceId) -> Result<&'static Resource, ClientError> {
         self.api
             .registry()
