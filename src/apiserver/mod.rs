@@ -5,6 +5,7 @@
 mod codec;
 mod discovery;
 mod health;
+mod proto;
 mod query;
 mod resource;
 mod route;
@@ -224,7 +225,17 @@ impl Server {
                 Some(v) => json(v),
                 None => Err(ApiError::NoRoute),
             },
-            Route::OpenApiV2 => Ok(Some(codec::raw(200, self.openapi.v2(), "application/json"))),
+            Route::OpenApiV2 => match self.openapi.v2_for_accept(accept) {
+                Some(rep) => {
+                    let mut resp = codec::raw(200, rep.body, rep.content_type);
+                    if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", rep.etag)) {
+                        resp.headers_mut().insert(http::header::ETAG, v);
+                    }
+                    resp.headers_mut().insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+                    Ok(Some(resp))
+                }
+                None => Ok(Some(codec::raw(406, Bytes::new(), "text/plain"))),
+            },
             Route::OpenApiV3Index => Ok(Some(codec::raw(200, self.openapi.v3_index(), "application/json"))),
             Route::OpenApiV3(path) => match self.openapi.v3_group_version(path) {
                 Some((body, etag)) => {
