@@ -12,14 +12,33 @@
 //! add `Cache-Control: public, immutable` and an `Expires` a year ahead;
 //! when it carries a different hash, answer 301 to
 //! `/openapi/v3/<path>?hash=<hash>`.
+//!
+//! `/openapi/v2` comes as JSON or, for client-go, as gnostic protobuf
+//! ([`OpenApi::v2_for_accept`] picks by Accept). The same schemas also
+//! drive [`check_fields`], which checks request bodies the way decoding
+//! into the Go types does upstream.
 
+// Until the API server calls them (request bodies in create/update/patch,
+// content negotiation on /openapi/v2), these are reachable from tests only.
+#[allow(dead_code)]
+mod fields;
+#[allow(dead_code)]
+mod negotiate;
 mod operation;
 mod params;
 mod paths;
+mod proto;
+mod proto_wire;
 mod schemas;
 mod table;
 #[cfg(test)]
 mod tests;
+mod yaml;
+
+#[allow(unused_imports)]
+pub use fields::{check_fields, FieldReport};
+#[allow(unused_imports)]
+pub use negotiate::{V2Representation, V2_PROTOBUF, V2_PROTOBUF_DEPRECATED};
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -51,7 +70,10 @@ pub struct OpenApi {
     /// once generated, and its hash (which the index needs before anyone
     /// asks for the document itself).
     groups: Vec<GroupDoc>,
-    v2: OnceLock<Bytes>,
+    /// The v2 document as JSON, with its hash (the ETag).
+    v2: OnceLock<(Bytes, String)>,
+    /// The v2 document as gnostic protobuf, with its hash (the ETag).
+    v2_protobuf: OnceLock<(Bytes, String)>,
     v3_index: OnceLock<Bytes>,
 }
 
@@ -91,14 +113,42 @@ impl OpenApi {
             kinds,
             groups,
             v2: OnceLock::new(),
+            v2_protobuf: OnceLock::new(),
             v3_index: OnceLock::new(),
         }
     }
 
     /// The Swagger 2.0 document of every served kind (JSON).
     pub fn v2(&self) -> Bytes {
+        self.v2_with_hash().0
+    }
+
+    fn v2_with_hash(&self) -> (Bytes, String) {
         self.v2
-            .get_or_init(|| Bytes::from(to_json(&self.v2_document())))
+            .get_or_init(|| {
+                let bytes = to_json(&self.v2_document());
+                let hash = hash_hex(&bytes);
+                (Bytes::from(bytes), hash)
+            })
+            .clone()
+    }
+
+    /// The Swagger 2.0 document as gnostic's `openapi_v2.Document`
+    /// protobuf, which client-go asks for. Encoded from the document
+    /// itself, not from the JSON bytes, so asking for one form does not
+    /// make the other resident.
+    #[allow(dead_code)] // served through `v2_for_accept`, which adds the ETag
+    pub fn v2_protobuf(&self) -> Bytes {
+        self.v2_protobuf_with_hash().0
+    }
+
+    fn v2_protobuf_with_hash(&self) -> (Bytes, String) {
+        self.v2_protobuf
+            .get_or_init(|| {
+                let bytes = proto::document(&self.v2_document());
+                let hash = hash_hex(&bytes);
+                (Bytes::from(bytes), hash)
+            })
             .clone()
     }
 

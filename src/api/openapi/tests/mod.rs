@@ -3,6 +3,8 @@ use serde_json::Value;
 use super::table::DEFINITIONS;
 use super::{OpenApi, ServedKind};
 
+mod fields;
+mod proto;
 mod v2;
 mod v3;
 
