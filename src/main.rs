@@ -1,13 +1,13 @@
 //! nanokube: a whole Kubernetes distribution in one executable.
 
-mod config;
-mod datastore;
-mod etcd;
-mod pki;
 mod api;
 mod apiserver;
 mod client;
+mod config;
 mod controllers;
+mod datastore;
+mod etcd;
+mod pki;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -194,7 +194,12 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     let tls = pki
         .server_config()
         .context("building the api server tls configuration")?;
-    let first_cidr = args.service_cidr.split(',').next().unwrap_or_default().trim();
+    let first_cidr = args
+        .service_cidr
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim();
     let network = api::ServiceNetwork::parse(first_cidr).map_err(anyhow::Error::msg)?;
     let https_addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let https = TcpListener::bind(https_addr)
@@ -208,9 +213,14 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         .await
         .context("creating the default namespaces and the kubernetes service")?;
     controllers::start(api.clone());
-    let apiserver = apiserver::Server::new(api.clone(), format!("{advertise}:{}", args.https_listen_port));
+    let apiserver = apiserver::Server::new(
+        api.clone(),
+        format!("{advertise}:{}", args.https_listen_port),
+    );
     if !args.disable_agent {
-        tracing::info!("the node agent is not part of this build yet; running the control plane only");
+        tracing::info!(
+            "the node agent is not part of this build yet; running the control plane only"
+        );
     }
 
     let sock = server_dir.join("etcd.sock");
@@ -249,16 +259,28 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         let store = store.clone();
         let info = info.clone();
         let stop = wait(stop_rx.clone());
-        tasks.spawn(async move { etcd::serve_unix(store, info, unix, stop).await.map_err(anyhow::Error::from) });
+        tasks.spawn(async move {
+            etcd::serve_unix(store, info, unix, stop)
+                .await
+                .map_err(anyhow::Error::from)
+        });
     }
     if let Some(l) = tcp {
         let store = store.clone();
         let stop = wait(stop_rx.clone());
-        tasks.spawn(async move { etcd::serve_tcp(store, info, l, stop).await.map_err(anyhow::Error::from) });
+        tasks.spawn(async move {
+            etcd::serve_tcp(store, info, l, stop)
+                .await
+                .map_err(anyhow::Error::from)
+        });
     }
     {
         let stop = wait(stop_rx.clone());
-        tasks.spawn(async move { apiserver::serve(apiserver, tls, https, stop).await.map_err(anyhow::Error::from) });
+        tasks.spawn(async move {
+            apiserver::serve(apiserver, tls, https, stop)
+                .await
+                .map_err(anyhow::Error::from)
+        });
     }
     tokio::select! {
         _ = shutdown_signal() => {}

@@ -11,7 +11,11 @@ use crate::api::{Api, WriteOptions};
 const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 impl Api {
-    fn resource(&self, group: &str, plural: &str) -> Result<&'static crate::api::Resource, ApiError> {
+    fn resource(
+        &self,
+        group: &str,
+        plural: &str,
+    ) -> Result<&'static crate::api::Resource, ApiError> {
         let version = "v1";
         self.registry
             .find(group, version, plural)
@@ -45,7 +49,8 @@ impl Api {
             "subsets": [{"addresses": [{"ip": advertise.to_string()}],
                          "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}]
         });
-        self.create_or_replace(endpoints, "default", "kubernetes", ep).await?;
+        self.create_or_replace(endpoints, "default", "kubernetes", ep)
+            .await?;
         let slices = self.resource("discovery.k8s.io", "endpointslices")?;
         let slice = json!({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -56,7 +61,8 @@ impl Api {
             "endpoints": [{"addresses": [advertise.to_string()], "conditions": {"ready": true}}],
             "ports": [{"name": "https", "port": port, "protocol": "TCP"}]
         });
-        self.create_or_replace(slices, "default", "kubernetes", slice).await?;
+        self.create_or_replace(slices, "default", "kubernetes", slice)
+            .await?;
         Ok(())
     }
 

@@ -152,7 +152,10 @@ mod tests {
                      "scaleTargetRef": {"kind": "Deployment", "name": "web"}},
             "status": {"currentReplicas": 1, "desiredReplicas": 1}});
         let v2 = hpa_v1_to_v2(v1.clone());
-        assert_eq!(v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 70);
+        assert_eq!(
+            v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+            70
+        );
         assert_eq!(v2["apiVersion"], "autoscaling/v2");
         assert_eq!(hpa_v2_to_v1(v2), v1);
     }

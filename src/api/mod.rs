@@ -21,15 +21,15 @@ pub mod validation;
 
 use std::sync::Arc;
 
-pub use error::{success_status, ApiError, MAX_BODY_BYTES};
+pub use error::{ApiError, MAX_BODY_BYTES};
+pub use meta::name as meta_name;
 pub use options::{
-    DeleteOptions, FieldValidation, ListOptions, ListResult, WatchEvent, WatchOptions,
-    WatchStream, WriteOptions,
+    DeleteOptions, FieldValidation, ListOptions, ListResult, WatchEvent, WatchOptions, WatchStream,
+    WriteOptions,
 };
 pub use registry::{Registry, Resource};
-pub use store::{Db, StoreError};
-pub use meta::name as meta_name;
-pub use verbs::{Deleted, ServiceNetwork};
+pub use store::Db;
+pub use verbs::ServiceNetwork;
 
 /// The API layer. Cheap to share (`Arc`).
 pub struct Api {

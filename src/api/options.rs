@@ -36,8 +36,10 @@ pub enum FieldValidation {
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
-    pub field_manager: Option<String>,
     pub field_validation: FieldValidation,
+    /// Warnings for the client (HTTP `Warning` headers), e.g. unknown
+    /// fields under `fieldValidation=Warn`.
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -76,6 +78,23 @@ pub struct ListResult {
 pub struct WatchEvent {
     pub kind: &'static str,
     pub object: Arc<Value>,
+    /// The cache event `object` came from unchanged, whose JSON encoding
+    /// is shared by all watchers.
+    pub(crate) source: Option<Arc<CacheEvent>>,
+}
+
+impl WatchEvent {
+    /// `object` as JSON; encoded once per change for all watchers.
+    pub fn object_json(&self) -> bytes::Bytes {
+        let encode =
+            || bytes::Bytes::from(serde_json::to_vec(self.object.as_ref()).unwrap_or_default());
+        match &self.source {
+            Some(src) if Arc::ptr_eq(&src.object, &self.object) => {
+                src.encoded.get_or_init(encode).clone()
+            }
+            _ => encode(),
+        }
+    }
 }
 
 /// A live watch. Ends (None) on timeout, when the client was too slow, or

@@ -17,26 +17,8 @@ pub type Body = UnsyncBoxBody<Bytes, Infallible>;
 pub enum Output {
     Json,
     Yaml,
-    Table(IncludeObjectKind),
+    Table(IncludeObject),
     PartialMetadata,
-}
-
-/// `IncludeObject` is not Copy/Eq; this mirrors it for negotiation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncludeObjectKind {
-    None,
-    Metadata,
-    Object,
-}
-
-impl IncludeObjectKind {
-    pub fn to_table(self) -> IncludeObject {
-        match self {
-            IncludeObjectKind::None => IncludeObject::None,
-            IncludeObjectKind::Metadata => IncludeObject::Metadata,
-            IncludeObjectKind::Object => IncludeObject::Object,
-        }
-    }
 }
 
 const ACCEPTED: &str = "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io";
@@ -62,10 +44,14 @@ pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
         }
         let json_like = matches!(media.as_str(), "application/json" | "*/*" | "application/*");
         match (json_like, as_.as_deref(), group.as_deref()) {
-            (true, Some("Table"), Some("meta.k8s.io")) => return Ok(Output::Table(IncludeObjectKind::Metadata)),
-            (true, Some("PartialObjectMetadata" | "PartialObjectMetadataList"), Some("meta.k8s.io")) => {
-                return Ok(Output::PartialMetadata)
+            (true, Some("Table"), Some("meta.k8s.io")) => {
+                return Ok(Output::Table(IncludeObject::Metadata))
             }
+            (
+                true,
+                Some("PartialObjectMetadata" | "PartialObjectMetadataList"),
+                Some("meta.k8s.io"),
+            ) => return Ok(Output::PartialMetadata),
             (true, None, _) => return Ok(Output::Json),
             _ => {}
         }
@@ -91,8 +77,10 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Value, ApiError
             serde_saphyr::from_str::<Value>(text)
                 .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))
         }
+        super::proto::CONTENT_TYPE => super::proto::decode(body)
+            .map_err(|e| ApiError::BadRequest(format!("couldn't decode the protobuf body: {e}"))),
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
 }
@@ -108,7 +96,10 @@ pub fn respond(code: u16, value: &Value, output: Output) -> Response<Body> {
             Ok(text) => (Bytes::from(text), "application/yaml"),
             Err(_) => (Bytes::from(value.to_string()), "application/json"),
         },
-        _ => (Bytes::from(serde_json::to_vec(value).unwrap_or_default()), "application/json"),
+        _ => (
+            Bytes::from(serde_json::to_vec(value).unwrap_or_default()),
+            "application/json",
+        ),
     };
     raw(code, body, content_type)
 }
@@ -154,11 +145,17 @@ mod tests {
     #[test]
     fn bodies_decode_or_fail_cleanly() {
         assert!(decode(Some("application/json"), b"{\"a\":1}").is_ok());
-        assert!(matches!(decode(None, b"{nope"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            decode(None, b"{nope"),
+            Err(ApiError::BadRequest(_))
+        ));
         assert_eq!(
             decode(Some("application/yaml"), b"a: 1\n").ok(),
             Some(serde_json::json!({"a": 1}))
         );
-        assert!(matches!(decode(Some("text/plain"), b"x"), Err(ApiError::UnsupportedMediaType(_))));
+        assert!(matches!(
+            decode(Some("text/plain"), b"x"),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
     }
 }

@@ -15,13 +15,26 @@ fn checks(server: &Server, kind: &str) -> Vec<(&'static str, bool)> {
     out
 }
 
-pub fn respond(server: &Server, kind: &'static str, verbose: bool, only: Option<&str>) -> Response<Body> {
+pub fn respond(
+    server: &Server,
+    kind: &'static str,
+    verbose: bool,
+    only: Option<&str>,
+) -> Response<Body> {
     let all = checks(server, kind);
     if let Some(name) = only {
         return match all.iter().find(|(n, _)| *n == name) {
             Some((_, true)) => codec::raw(200, "ok".into(), "text/plain; charset=utf-8"),
-            Some((_, false)) => codec::raw(500, format!("[-]{name} failed: reason withheld\n").into(), "text/plain; charset=utf-8"),
-            None => codec::raw(404, "404 page not found\n".into(), "text/plain; charset=utf-8"),
+            Some((_, false)) => codec::raw(
+                500,
+                format!("[-]{name} failed: reason withheld\n").into(),
+                "text/plain; charset=utf-8",
+            ),
+            None => codec::raw(
+                404,
+                "404 page not found\n".into(),
+                "text/plain; charset=utf-8",
+            ),
         };
     }
     let ok = all.iter().all(|(_, pass)| *pass);

@@ -78,7 +78,16 @@ impl Server {
 }
 
 const SUBRESOURCE_NAMES: &[&str] = &[
-    "attach", "binding", "eviction", "exec", "finalize", "log", "portforward", "scale", "status", "token",
+    "attach",
+    "binding",
+    "eviction",
+    "exec",
+    "finalize",
+    "log",
+    "portforward",
+    "scale",
+    "status",
+    "token",
 ];
 
 /// Serves HTTPS on `listener` until `shutdown` completes.
@@ -108,14 +117,15 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let server = server.clone();
         connections.spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let identity = tls
                 .get_ref()
                 .1
@@ -128,7 +138,10 @@ pub async fn serve(
                 async move { Ok::<_, std::convert::Infallible>(server.handle(req, identity).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
+            if let Err(e) = builder
+                .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
@@ -140,7 +153,11 @@ pub async fn serve(
 }
 
 impl Server {
-    async fn handle(&self, req: Request<Incoming>, identity: Option<Arc<ClientIdentity>>) -> Response<Body> {
+    async fn handle(
+        &self,
+        req: Request<Incoming>,
+        identity: Option<Arc<ClientIdentity>>,
+    ) -> Response<Body> {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
@@ -160,7 +177,12 @@ impl Server {
         let route = route::parse(req.uri().path());
         let query = query::Query::parse(req.uri().query());
         if let Route::Health(kind) = route {
-            return Ok(health::respond(self, kind, query.get("verbose").is_some(), None));
+            return Ok(health::respond(
+                self,
+                kind,
+                query.get("verbose").is_some(),
+                None,
+            ));
         }
         if let Route::HealthCheck(kind, check) = &route {
             return Ok(health::respond(self, kind, false, Some(check)));
@@ -169,7 +191,10 @@ impl Server {
             return Err(ApiError::Unauthorized);
         }
         let header = |name: http::header::HeaderName| {
-            req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
         };
         let accept = header(http::header::ACCEPT);
         let content_type = header(http::header::CONTENT_TYPE);
@@ -199,7 +224,11 @@ impl Server {
     }
 
     /// Discovery, version and OpenAPI documents.
-    fn serve_meta(&self, route: &Route, accept: Option<&str>) -> Result<Option<Response<Body>>, ApiError> {
+    fn serve_meta(
+        &self,
+        route: &Route,
+        accept: Option<&str>,
+    ) -> Result<Option<Response<Body>>, ApiError> {
         let reg = self.api.registry();
         let json = |v: serde_json::Value| Ok(Some(codec::respond(200, &v, Output::Json)));
         match route {
@@ -209,7 +238,11 @@ impl Server {
                 if let Some(which) = accept.and_then(discovery::wants_aggregated) {
                     let doc = discovery::aggregated(reg, legacy, which);
                     let body = Bytes::from(serde_json::to_vec(&doc).unwrap_or_default());
-                    return Ok(Some(codec::raw(200, body, discovery::aggregated_content_type(which))));
+                    return Ok(Some(codec::raw(
+                        200,
+                        body,
+                        discovery::aggregated_content_type(which),
+                    )));
                 }
                 if legacy {
                     json(discovery::legacy_versions(&self.address))
@@ -221,22 +254,29 @@ impl Server {
                 Some(v) => json(v),
                 None => Err(ApiError::NoRoute),
             },
-            Route::GroupVersion { group, version } => match discovery::resource_list(reg, group, version) {
-                Some(v) => json(v),
-                None => Err(ApiError::NoRoute),
-            },
+            Route::GroupVersion { group, version } => {
+                match discovery::resource_list(reg, group, version) {
+                    Some(v) => json(v),
+                    None => Err(ApiError::NoRoute),
+                }
+            }
             Route::OpenApiV2 => match self.openapi.v2_for_accept(accept) {
                 Some(rep) => {
                     let mut resp = codec::raw(200, rep.body, rep.content_type);
                     if let Ok(v) = http::HeaderValue::from_str(&format!("\"{}\"", rep.etag)) {
                         resp.headers_mut().insert(http::header::ETAG, v);
                     }
-                    resp.headers_mut().insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
+                    resp.headers_mut()
+                        .insert(http::header::VARY, http::HeaderValue::from_static("Accept"));
                     Ok(Some(resp))
                 }
                 None => Ok(Some(codec::raw(406, Bytes::new(), "text/plain"))),
             },
-            Route::OpenApiV3Index => Ok(Some(codec::raw(200, self.openapi.v3_index(), "application/json"))),
+            Route::OpenApiV3Index => Ok(Some(codec::raw(
+                200,
+                self.openapi.v3_index(),
+                "application/json",
+            ))),
             Route::OpenApiV3(path) => match self.openapi.v3_group_version(path) {
                 Some((body, etag)) => {
                     let mut resp = codec::raw(200, body, "application/json");
@@ -260,7 +300,14 @@ impl Server {
 async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(ApiError::TooLarge),
-        Err(e) => Err(ApiError::BadRequest(format!("reading the request body failed: {e}"))),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::TooLarge)
+        }
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "reading the request body failed: {e}"
+        ))),
     }
 }

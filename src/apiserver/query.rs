@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::api::selector::{FieldSelector, LabelSelector};
-use crate::api::{ApiError, DeleteOptions, FieldValidation, ListOptions, WatchOptions, WriteOptions};
+use crate::api::{
+    ApiError, DeleteOptions, FieldValidation, ListOptions, WatchOptions, WriteOptions,
+};
 
 #[derive(Debug, Default)]
 pub struct Query(HashMap<String, String>);
@@ -30,10 +32,9 @@ impl Query {
     fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {
         match self.get(k).filter(|s| !s.is_empty()) {
             None => Ok(None),
-            Some(s) => s
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::BadRequest(format!("invalid value for {k}: {s:?} is not an integer"))),
+            Some(s) => s.parse().map(Some).map_err(|_| {
+                ApiError::BadRequest(format!("invalid value for {k}: {s:?} is not an integer"))
+            }),
         }
     }
 
@@ -67,7 +68,10 @@ impl Query {
 
     pub fn watch(&self) -> Result<WatchOptions, ApiError> {
         let (label_selector, field_selector) = self.selectors()?;
-        let timeout = self.int("timeoutSeconds")?.filter(|t| *t > 0).map(|t| Duration::from_secs(t as u64));
+        let timeout = self
+            .int("timeoutSeconds")?
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t as u64));
         Ok(WatchOptions {
             label_selector,
             field_selector,
@@ -80,9 +84,10 @@ impl Query {
     }
 
     pub fn write(&self) -> Result<WriteOptions, ApiError> {
-        let field_validation = match self.get("fieldValidation").unwrap_or("") {
-            "" | "Strict" => FieldValidation::Strict,
-            "Warn" => FieldValidation::Warn,
+        // Upstream's default without the parameter is Warn.
+        let field_validation = match self.get("fieldValidation").unwrap_or("Warn") {
+            "Strict" => FieldValidation::Strict,
+            "Warn" | "" => FieldValidation::Warn,
             "Ignore" => FieldValidation::Ignore,
             other => {
                 return Err(ApiError::BadRequest(format!(
@@ -90,17 +95,19 @@ impl Query {
                 )))
             }
         };
-        // kubectl sends no fieldValidation when it validates itself; upstream
-        // then defaults to Warn for unknown fields.
-        let field_validation = if self.get("fieldValidation").is_none() {
-            FieldValidation::Warn
-        } else {
-            field_validation
-        };
+        if let Some(m) = self.get("fieldManager") {
+            // Upstream's limit; managed-field tracking itself comes with server-side apply.
+            if m.len() > 128 {
+                return Err(ApiError::BadRequest(format!(
+                    "fieldManager: Too long: may not be more than 128 bytes (got {})",
+                    m.len()
+                )));
+            }
+        }
         Ok(WriteOptions {
             dry_run: self.dry_run()?,
-            field_manager: self.get("fieldManager").map(str::to_string),
             field_validation,
+            ..Default::default()
         })
     }
 
@@ -137,8 +144,10 @@ impl Query {
             }
             if let Some(pre) = b.get("preconditions") {
                 o.precondition_uid = pre.get("uid").and_then(Value::as_str).map(str::to_string);
-                o.precondition_resource_version =
-                    pre.get("resourceVersion").and_then(Value::as_str).map(str::to_string);
+                o.precondition_resource_version = pre
+                    .get("resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
             }
             if let Some(d) = b.get("dryRun").and_then(Value::as_array) {
                 o.dry_run |= d.iter().any(|v| v == "All");

@@ -29,6 +29,24 @@ fn is_streaming(sub: &str) -> bool {
 }
 
 pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, ApiError> {
+    let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut resp = dispatch(api, call, warnings.clone()).await?;
+    let list = warnings.lock().map(|w| w.clone()).unwrap_or_default();
+    for w in list {
+        // Go's %q of the message, as upstream's warning headers.
+        let quoted = serde_json::to_string(&w).unwrap_or_default();
+        if let Ok(v) = http::HeaderValue::from_str(&format!("299 - {quoted}")) {
+            resp.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    Ok(resp)
+}
+
+async fn dispatch(
+    api: &Arc<Api>,
+    call: Call<'_>,
+    warnings: Arc<std::sync::Mutex<Vec<String>>>,
+) -> Result<Response<Body>, ApiError> {
     let p = &call.path;
     let r = api
         .registry()
@@ -49,7 +67,14 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
             )));
         }
     }
-    let output = call.output;
+    let output = match (call.output, call.query.get("includeObject")) {
+        (Output::Table(_), Some(v)) => {
+            Output::Table(table::IncludeObject::parse(v).ok_or_else(|| {
+                ApiError::BadRequest(format!("includeObject: unsupported value {v:?}"))
+            })?)
+        }
+        (o, _) => o,
+    };
     let watching = call.query.is_watch() || p.watch_prefix;
     match (call.method, p.name.as_deref()) {
         (&Method::GET, None) if watching => {
@@ -63,8 +88,9 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
         (&Method::GET, Some(name)) if watching => {
             // A watch of one object: a field-selected watch on its name.
             let mut q = call.query.watch()?;
-            q.field_selector = crate::api::selector::FieldSelector::parse(&format!("metadata.name={name}"))
-                .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+            q.field_selector =
+                crate::api::selector::FieldSelector::parse(&format!("metadata.name={name}"))
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?;
             let stream = api.watch(r, ns, q).await?;
             Ok(watch::respond(stream, output))
         }
@@ -77,10 +103,14 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
         }
         (&Method::POST, None) => {
             let body = codec::decode(call.content_type, &call.body)?;
-            let opts = call.query.write()?;
+            let mut opts = call.query.write()?;
+            opts.warnings = warnings.clone();
             if r.plural == "bindings" {
                 let name = crate::api::meta_name(&body).to_string();
-                let pods = api.registry().find("", "v1", "pods").ok_or(ApiError::NoRoute)?;
+                let pods = api
+                    .registry()
+                    .find("", "v1", "pods")
+                    .ok_or(ApiError::NoRoute)?;
                 let out = api.bind(pods, ns, &name, &body, &opts).await?;
                 return Ok(codec::respond(201, &out, Output::Json));
             }
@@ -89,7 +119,8 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
         }
         (&Method::POST, Some(name)) => {
             let body = codec::decode(call.content_type, &call.body)?;
-            let opts = call.query.write()?;
+            let mut opts = call.query.write()?;
+            opts.warnings = warnings.clone();
             let out = match sub {
                 Some("binding") => api.bind(r, ns, name, &body, &opts).await?,
                 Some("eviction") => api.evict(r, ns, name, &body).await?,
@@ -99,7 +130,8 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
         }
         (&Method::PUT, Some(name)) => {
             let body = codec::decode(call.content_type, &call.body)?;
-            let opts = call.query.write()?;
+            let mut opts = call.query.write()?;
+            opts.warnings = warnings.clone();
             let out = match sub {
                 Some("scale") => api.update_scale(r, ns, name, body, &opts).await?,
                 Some("finalize") => api.finalize_namespace(r, name, &body, &opts).await?,
@@ -114,8 +146,11 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
                 ))
             })?;
-            let opts = call.query.write()?;
-            let out = api.patch(r, ns, name, patch_type, &call.body, sub, &opts).await?;
+            let mut opts = call.query.write()?;
+            opts.warnings = warnings.clone();
+            let out = api
+                .patch(r, ns, name, patch_type, &call.body, sub, &opts)
+                .await?;
             Ok(object_response(r, 200, &out, output))
         }
         (&Method::DELETE, Some(name)) => {
@@ -135,7 +170,9 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
                 Some(codec::decode(call.content_type, &call.body)?)
             };
             let opts = call.query.delete(body.as_ref())?;
-            let items = api.delete_collection(r, ns, &call.query.list()?, &opts).await?;
+            let items = api
+                .delete_collection(r, ns, &call.query.list()?, &opts)
+                .await?;
             let list = json!({"kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": {}, "items": items});
             Ok(codec::respond(200, &list, Output::Json))
         }
@@ -153,7 +190,7 @@ pub fn object_response(r: &Resource, code: u16, obj: &Value, output: Output) -> 
     match output {
         Output::Table(include) if obj.get("kind").and_then(Value::as_str) == Some(r.kind) => {
             let meta = json!({"resourceVersion": obj.get("metadata").and_then(|m| m.get("resourceVersion")).cloned().unwrap_or(Value::Null)});
-            let t = table::table(r.group, r.plural, [obj], include.to_table(), meta, SystemTime::now());
+            let t = table::table(r.group, r.plural, [obj], include, meta, SystemTime::now());
             codec::respond(code, &t, Output::Json)
         }
         Output::PartialMetadata => codec::respond(code, &partial_metadata(obj), Output::Json),
@@ -183,7 +220,7 @@ pub fn list_response(r: &Resource, list: ListResult, output: Output) -> Response
                 r.group,
                 r.plural,
                 list.items.iter().map(|i| i.as_ref()),
-                include.to_table(),
+                include,
                 meta,
                 SystemTime::now(),
             );

@@ -133,22 +133,34 @@ mod tests {
     #[test]
     fn parses_collections_items_and_subresources() {
         let p = res("/api/v1/namespaces/default/pods");
-        assert_eq!((p.namespace.as_deref(), p.plural.as_str(), p.name), (Some("default"), "pods", None));
+        assert_eq!(
+            (p.namespace.as_deref(), p.plural.as_str(), p.name),
+            (Some("default"), "pods", None)
+        );
         let p = res("/apis/apps/v1/namespaces/x/deployments/web/scale");
         assert_eq!(p.group, "apps");
         assert_eq!(p.subresource.as_deref(), Some("scale"));
         let p = res("/api/v1/nodes/n1/status");
-        assert_eq!((p.plural.as_str(), p.name.as_deref()), ("nodes", Some("n1")));
+        assert_eq!(
+            (p.plural.as_str(), p.name.as_deref()),
+            ("nodes", Some("n1"))
+        );
     }
 
     #[test]
     fn namespaces_are_items_or_scopes() {
         let p = res("/api/v1/namespaces/foo");
-        assert_eq!((p.plural.as_str(), p.name.as_deref(), p.namespace), ("namespaces", Some("foo"), None));
+        assert_eq!(
+            (p.plural.as_str(), p.name.as_deref(), p.namespace),
+            ("namespaces", Some("foo"), None)
+        );
         let p = res("/api/v1/namespaces/foo/finalize");
         assert_eq!(p.subresource.as_deref(), Some("finalize"));
         let p = res("/api/v1/namespaces/foo/configmaps");
-        assert_eq!((p.plural.as_str(), p.namespace.as_deref()), ("configmaps", Some("foo")));
+        assert_eq!(
+            (p.plural.as_str(), p.namespace.as_deref()),
+            ("configmaps", Some("foo"))
+        );
     }
 
     #[test]
@@ -156,8 +168,14 @@ mod tests {
         assert!(res("/api/v1/watch/namespaces/a/pods").watch_prefix);
         assert_eq!(parse("/apis"), Route::GroupsRoot);
         assert_eq!(parse("/apis/apps"), Route::Group("apps".into()));
-        assert_eq!(parse("/readyz/ping"), Route::HealthCheck("readyz", "ping".into()));
-        assert_eq!(parse("/openapi/v3/apis/apps/v1"), Route::OpenApiV3("apis/apps/v1".into()));
+        assert_eq!(
+            parse("/readyz/ping"),
+            Route::HealthCheck("readyz", "ping".into())
+        );
+        assert_eq!(
+            parse("/openapi/v3/apis/apps/v1"),
+            Route::OpenApiV3("apis/apps/v1".into())
+        );
         assert_eq!(parse("/nope"), Route::Unknown);
         assert_eq!(parse("/api/v1/namespaces/a/pods/b/c/d"), Route::Unknown);
     }

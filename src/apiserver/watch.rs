@@ -28,7 +28,7 @@ fn encode(state: &mut State, event: WatchEvent) -> Bytes {
                 r.group,
                 r.plural,
                 [event.object.as_ref()],
-                include.to_table(),
+                include,
                 meta,
                 SystemTime::now(),
             );
@@ -45,16 +45,18 @@ fn encode(state: &mut State, event: WatchEvent) -> Bytes {
             "kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
             "metadata": event.object.get("metadata").cloned().unwrap_or_else(|| json!({}))}),
         _ => {
-            let mut line = Vec::with_capacity(256);
+            let object = event.object_json();
+            let mut line = Vec::with_capacity(object.len() + 32);
             line.extend_from_slice(b"{\"type\":\"");
             line.extend_from_slice(event.kind.as_bytes());
             line.extend_from_slice(b"\",\"object\":");
-            let _ = serde_json::to_writer(&mut line, event.object.as_ref());
+            line.extend_from_slice(&object);
             line.extend_from_slice(b"}\n");
             return Bytes::from(line);
         }
     };
-    let mut line = serde_json::to_vec(&json!({"type": event.kind, "object": object})).unwrap_or_default();
+    let mut line =
+        serde_json::to_vec(&json!({"type": event.kind, "object": object})).unwrap_or_default();
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -71,9 +73,13 @@ pub fn respond(stream: WatchStream, output: Output) -> Response<Body> {
         Some((Ok::<_, Infallible>(Frame::data(bytes)), state))
     });
     let mut resp = Response::new(StreamBody::new(frames).boxed_unsync());
-    resp.headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache, private"));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, private"),
+    );
     resp
 }

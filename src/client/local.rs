@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::{Client, ClientError, Event, EventStream, ObjectList, PatchType, ResourceId};
-use crate::api::{Api, DeleteOptions, ListOptions, Resource, WatchOptions, WatchStream, WriteOptions};
+use crate::api::{
+    Api, DeleteOptions, ListOptions, Resource, WatchOptions, WatchStream, WriteOptions,
+};
 
 #[derive(Clone)]
 pub struct Local {
@@ -26,7 +28,9 @@ impl Local {
             .registry()
             .all()
             .iter()
-            .filter(|r| r.namespaced && r.has_verb("list") && r.has_verb("delete") && seen.insert(r.storage))
+            .filter(|r| {
+                r.namespaced && r.has_verb("list") && r.has_verb("delete") && seen.insert(r.storage)
+            })
             .map(|r| ResourceId::new(r.group, r.version, r.plural))
             .collect()
     }
@@ -35,7 +39,12 @@ impl Local {
         self.api
             .registry()
             .find(&res.group, &res.version, &res.plural)
-            .ok_or_else(|| ClientError::UnknownResource(format!("{}/{}/{}", res.group, res.version, res.plural)))
+            .ok_or_else(|| {
+                ClientError::UnknownResource(format!(
+                    "{}/{}/{}",
+                    res.group, res.version, res.plural
+                ))
+            })
     }
 }
 
@@ -54,11 +63,21 @@ impl EventStream for LocalWatch {
 impl Client for Local {
     type Watch = LocalWatch;
 
-    async fn get(&self, res: &ResourceId, ns: Option<&str>, name: &str) -> Result<Arc<Value>, ClientError> {
+    async fn get(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<Value>, ClientError> {
         Ok(self.api.get(self.resource(res)?, ns, name).await?)
     }
 
-    async fn list(&self, res: &ResourceId, ns: Option<&str>, opts: &ListOptions) -> Result<ObjectList, ClientError> {
+    async fn list(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<ObjectList, ClientError> {
         let l = self.api.list(self.resource(res)?, ns, opts).await?;
         Ok(ObjectList {
             items: l.items,
@@ -67,8 +86,16 @@ impl Client for Local {
         })
     }
 
-    async fn create(&self, res: &ResourceId, ns: Option<&str>, obj: Value) -> Result<Value, ClientError> {
-        Ok(self.api.create(self.resource(res)?, ns, obj, &WriteOptions::default()).await?)
+    async fn create(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        obj: Value,
+    ) -> Result<Value, ClientError> {
+        Ok(self
+            .api
+            .create(self.resource(res)?, ns, obj, &WriteOptions::default())
+            .await?)
     }
 
     async fn update(
@@ -101,16 +128,37 @@ impl Client for Local {
         let r = self.resource(res)?;
         Ok(self
             .api
-            .patch(r, ns, name, patch_type, &body, subresource, &WriteOptions::default())
+            .patch(
+                r,
+                ns,
+                name,
+                patch_type,
+                &body,
+                subresource,
+                &WriteOptions::default(),
+            )
             .await?)
     }
 
-    async fn delete(&self, res: &ResourceId, ns: Option<&str>, name: &str, opts: &DeleteOptions) -> Result<(), ClientError> {
+    async fn delete(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> Result<(), ClientError> {
         self.api.delete(self.resource(res)?, ns, name, opts).await?;
         Ok(())
     }
 
-    async fn watch(&self, res: &ResourceId, ns: Option<&str>, opts: WatchOptions) -> Result<LocalWatch, ClientError> {
-        Ok(LocalWatch(self.api.watch(self.resource(res)?, ns, opts).await?))
+    async fn watch(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        opts: WatchOptions,
+    ) -> Result<LocalWatch, ClientError> {
+        Ok(LocalWatch(
+            self.api.watch(self.resource(res)?, ns, opts).await?,
+        ))
     }
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::client::{Client, ClientError, DeleteOptions, EventStream, ListOptions, Local, ResourceId, WatchOptions};
+use crate::client::{
+    Client, ClientError, DeleteOptions, EventStream, ListOptions, Local, ResourceId, WatchOptions,
+};
 
 const FINALIZER: &str = "kubernetes";
 /// How long to wait before looking again at a namespace that still has content.
@@ -16,7 +18,10 @@ const RETRY: Duration = Duration::from_secs(1);
 pub async fn run(client: Local) {
     let namespaces = ResourceId::new("", "v1", "namespaces");
     loop {
-        let mut watch = match client.watch(&namespaces, None, WatchOptions::default()).await {
+        let mut watch = match client
+            .watch(&namespaces, None, WatchOptions::default())
+            .await
+        {
             Ok(w) => w,
             Err(e) => {
                 tracing::warn!(error = %e, "namespace controller cannot watch namespaces");
@@ -26,11 +31,23 @@ pub async fn run(client: Local) {
         };
         let mut terminating: BTreeSet<String> = BTreeSet::new();
         loop {
-            let wait = if terminating.is_empty() { Duration::from_secs(3600) } else { RETRY };
+            let wait = if terminating.is_empty() {
+                Duration::from_secs(3600)
+            } else {
+                RETRY
+            };
             match tokio::time::timeout(wait, watch.next()).await {
                 Ok(Some(Ok(event))) => {
-                    let name = event.object.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str);
-                    let deleting = event.object.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some();
+                    let name = event
+                        .object
+                        .get("metadata")
+                        .and_then(|m| m.get("name"))
+                        .and_then(Value::as_str);
+                    let deleting = event
+                        .object
+                        .get("metadata")
+                        .and_then(|m| m.get("deletionTimestamp"))
+                        .is_some();
                     if let Some(name) = name {
                         if event.kind != "DELETED" && deleting {
                             terminating.insert(name.to_string());
@@ -53,7 +70,9 @@ pub async fn run(client: Local) {
                         terminating.remove(&ns);
                     }
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(namespace = ns, error = %e, "namespace cleanup failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(namespace = ns, error = %e, "namespace cleanup failed; will retry")
+                    }
                 }
             }
         }
@@ -68,10 +87,17 @@ async fn cleanup(client: &Local, ns: &str) -> Result<bool, ClientError> {
         let list = client.list(&res, Some(ns), &ListOptions::default()).await?;
         for item in list.items {
             remaining += 1;
-            let Some(name) = item.get("metadata").and_then(|m| m.get("name")).and_then(Value::as_str) else {
+            let Some(name) = item
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+            else {
                 continue;
             };
-            let deleting = item.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some();
+            let deleting = item
+                .get("metadata")
+                .and_then(|m| m.get("deletionTimestamp"))
+                .is_some();
             if deleting {
                 continue;
             }
@@ -99,11 +125,19 @@ async fn cleanup(client: &Local, ns: &str) -> Result<bool, ClientError> {
         .get("spec")
         .and_then(|s| s.get("finalizers"))
         .and_then(Value::as_array)
-        .map(|f| f.iter().filter(|v| v.as_str() != Some(FINALIZER)).cloned().collect())
+        .map(|f| {
+            f.iter()
+                .filter(|v| v.as_str() != Some(FINALIZER))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default();
     let mut body = (*current).clone();
     body["spec"] = json!({"finalizers": finalizers});
-    match client.update(&namespaces, None, ns, body, Some("finalize")).await {
+    match client
+        .update(&namespaces, None, ns, body, Some("finalize"))
+        .await
+    {
         Ok(_) => Ok(true),
         Err(e) if e.is_not_found() => Ok(true),
         Err(e) if e.is_conflict() => Ok(false),

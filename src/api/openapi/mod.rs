@@ -18,11 +18,7 @@
 //! drive [`check_fields`], which checks request bodies the way decoding
 //! into the Go types does upstream.
 
-// Until the API server calls them (request bodies in create/update/patch,
-// content negotiation on /openapi/v2), these are reachable from tests only.
-#[allow(dead_code)]
-mod fields;
-#[allow(dead_code)]
+pub(crate) mod fields;
 mod negotiate;
 mod operation;
 mod params;
@@ -35,10 +31,7 @@ mod table;
 mod tests;
 mod yaml;
 
-#[allow(unused_imports)]
-pub use fields::{check_fields, FieldReport};
-#[allow(unused_imports)]
-pub use negotiate::{V2Representation, V2_PROTOBUF, V2_PROTOBUF_DEPRECATED};
+pub use fields::check_fields;
 
 use std::io::Write;
 use std::sync::OnceLock;
@@ -119,6 +112,7 @@ impl OpenApi {
     }
 
     /// The Swagger 2.0 document of every served kind (JSON).
+    #[cfg(test)]
     pub fn v2(&self) -> Bytes {
         self.v2_with_hash().0
     }

@@ -10,6 +10,7 @@ use super::OpenApi;
 /// The protobuf media type kube-openapi answers with (also accepted).
 pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
 /// The media type client-go asks for; answered as [`V2_PROTOBUF`].
+#[cfg(test)]
 pub const V2_PROTOBUF_DEPRECATED: &str =
     "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 

@@ -23,7 +23,11 @@ pub(super) const BASE: Resource = Resource {
 /// Verbs of a `status` subresource.
 pub(super) const STATUS_VERBS: &[&str] = &["get", "patch", "update"];
 
-pub(super) const fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
+pub(super) const fn status(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+) -> Subresource {
     Subresource {
         name: "status",
         group,
@@ -43,7 +47,11 @@ pub(super) const fn scale(name: &'static str) -> Subresource {
     }
 }
 
-const fn stream(name: &'static str, kind: &'static str, verbs: &'static [&'static str]) -> Subresource {
+const fn stream(
+    name: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
     Subresource {
         name,
         group: "",
@@ -110,7 +118,9 @@ pub(super) static RESOURCES: &[Resource] = &[
         singular: "namespace",
         short_names: &["ns"],
         namespaced: false,
-        verbs: &["create", "delete", "get", "list", "patch", "update", "watch"],
+        verbs: &[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ],
         subresources: &[
             Subresource {
                 name: "finalize",

@@ -6,7 +6,10 @@ use super::{Resource, Strategy};
 use crate::api::validation::NameRule;
 
 const fn group(name: &'static str) -> Resource {
-    Resource { group: name, ..BASE }
+    Resource {
+        group: name,
+        ..BASE
+    }
 }
 
 const NET: Resource = group("networking.k8s.io");
@@ -173,7 +176,11 @@ pub(super) static RESOURCES: &[Resource] = &[
         short_names: &["crd", "crds"],
         categories: &["api-extensions"],
         namespaced: false,
-        subresources: &[status("apiextensions.k8s.io", "v1", "CustomResourceDefinition")],
+        subresources: &[status(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+        )],
         definition: Some(
             "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
         ),

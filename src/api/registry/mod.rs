@@ -156,18 +156,12 @@ impl Registry {
         self.by_path.get(&(group, version, plural)).copied()
     }
 
-    /// The entry for an apiVersion/kind pair, as found in an object.
-    pub fn by_kind(&self, api_version: &str, kind: &str) -> Option<&'static Resource> {
-        let (group, version) = split_api_version(api_version);
-        self.all
-            .iter()
-            .find(|r| r.group == group && r.version == version && r.kind == kind)
-            .copied()
-    }
-
     /// Every version served from one storage segment, storage version first.
     pub fn sharing_storage(&self, storage: &str) -> &[&'static Resource] {
-        self.by_storage.get(storage).map(Vec::as_slice).unwrap_or(&[])
+        self.by_storage
+            .get(storage)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// The group/versions served, in discovery order (preferred first).
@@ -184,13 +178,5 @@ impl Registry {
             }
         }
         out
-    }
-}
-
-/// `apps/v1` → ("apps", "v1"); `v1` → ("", "v1").
-pub fn split_api_version(api_version: &str) -> (&str, &str) {
-    match api_version.split_once('/') {
-        Some((g, v)) => (g, v),
-        None => ("", api_version),
     }
 }

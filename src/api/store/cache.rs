@@ -20,16 +20,6 @@ pub enum EventType {
     Deleted,
 }
 
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::Added => "ADDED",
-            EventType::Modified => "MODIFIED",
-            EventType::Deleted => "DELETED",
-        }
-    }
-}
-
 /// One change as watchers see it. For deletes `object` is the last state,
 /// with the delete's revision as its resourceVersion.
 #[derive(Debug)]
@@ -40,12 +30,13 @@ pub struct CacheEvent {
     pub namespace: String,
     pub object: Arc<Value>,
     pub previous: Option<Arc<Value>>,
+    /// `object` as JSON, made once for every watcher that sends it as is.
+    pub encoded: std::sync::OnceLock<bytes::Bytes>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub object: Arc<Value>,
-    pub revision: i64,
 }
 
 struct WatcherSlot {
@@ -101,10 +92,9 @@ impl Cache {
     }
 
     /// Initial fill, before any watcher exists.
-    pub fn load(&self, suffix: String, object: Value, revision: i64) {
+    pub fn load(&self, suffix: String, object: Value) {
         let stored = Stored {
             object: Arc::new(object),
-            revision,
         };
         self.lock().objects.insert(suffix, stored);
     }
@@ -117,7 +107,6 @@ impl Cache {
                 let object = Arc::new(obj);
                 let stored = Stored {
                     object: object.clone(),
-                    revision,
                 };
                 let previous = inner.objects.insert(suffix.to_string(), stored);
                 CacheEvent {
@@ -130,6 +119,7 @@ impl Cache {
                     namespace: namespace.to_string(),
                     object,
                     previous: previous.map(|p| p.object),
+                    encoded: Default::default(),
                 }
             }
             None => {
@@ -144,6 +134,7 @@ impl Cache {
                     namespace: namespace.to_string(),
                     object: Arc::new(last),
                     previous: Some(previous.object),
+                    encoded: Default::default(),
                 }
             }
         };
@@ -167,7 +158,12 @@ impl Cache {
     /// Objects under `namespace` (all when None), in key order, after the
     /// key `after` (exclusive), with the revision they reflect: every event
     /// of this prefix up to it is included, none after.
-    pub fn snapshot(&self, namespace: Option<&str>, after: Option<&str>, global: i64) -> (Vec<Stored>, i64) {
+    pub fn snapshot(
+        &self,
+        namespace: Option<&str>,
+        after: Option<&str>,
+        global: i64,
+    ) -> (Vec<Stored>, i64) {
         let inner = self.lock();
         let revision = global.max(inner.last_applied);
         let prefix = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
@@ -175,9 +171,10 @@ impl Cache {
             Some(key) => inner
                 .objects
                 .range::<str, _>((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded)),
-            None => inner
-                .objects
-                .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded)),
+            None => inner.objects.range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            )),
         };
         let items = range
             .take_while(|(k, _)| k.starts_with(&prefix))
@@ -186,12 +183,17 @@ impl Cache {
         (items, revision)
     }
 
-    pub fn get(&self, suffix: &str) -> Option<Stored> {
-        self.lock().objects.get(suffix).cloned()
+    /// One object and the revision the answer reflects (as [`Cache::snapshot`]).
+    pub fn get_at(&self, suffix: &str, global: i64) -> (Option<Stored>, i64) {
+        let inner = self.lock();
+        (
+            inner.objects.get(suffix).cloned(),
+            global.max(inner.last_applied),
+        )
     }
 
-    pub fn len(&self) -> usize {
-        self.lock().objects.len()
+    pub fn get(&self, suffix: &str) -> Option<Stored> {
+        self.lock().objects.get(suffix).cloned()
     }
 
     /// Registers a watcher for events after `revision`; or, with
@@ -219,6 +221,7 @@ impl Cache {
                     namespace: namespace.unwrap_or_default().to_string(),
                     object: s.object.clone(),
                     previous: None,
+                    encoded: Default::default(),
                 }));
             }
         } else {

@@ -13,7 +13,11 @@ use crate::datastore::{Backend, EventKind, RangeRequest, WatchMessage, WatchRequ
 
 const ROOT: &str = "/registry/";
 
-type Started = (HashMap<String, Arc<Cache>>, watch::Receiver<i64>, mpsc::Sender<()>);
+type Started = (
+    HashMap<String, Arc<Cache>>,
+    watch::Receiver<i64>,
+    mpsc::Sender<()>,
+);
 
 /// Where a key belongs: (storage segment, key after it, namespace).
 fn locate<'k>(storages: &[String], key: &'k str) -> Option<(usize, &'k str, &'k str)> {
@@ -22,7 +26,9 @@ fn locate<'k>(storages: &[String], key: &'k str) -> Option<(usize, &'k str, &'k 
     let (index, storage) = storages
         .iter()
         .enumerate()
-        .filter(|(_, s)| rest.len() > s.len() && rest.starts_with(s.as_str()) && rest.as_bytes()[s.len()] == b'/')
+        .filter(|(_, s)| {
+            rest.len() > s.len() && rest.starts_with(s.as_str()) && rest.as_bytes()[s.len()] == b'/'
+        })
         .max_by_key(|(_, s)| s.len())?;
     let suffix = &rest[storage.len() + 1..];
     let namespace = suffix.split_once('/').map(|(ns, _)| ns).unwrap_or("");
@@ -55,7 +61,7 @@ async fn load(db: &Db, storages: &[String], caches: &[Arc<Cache>]) -> Result<i64
         let key = String::from_utf8_lossy(&kv.key);
         if let Some((i, suffix, _)) = locate(storages, &key) {
             if let Some(v) = parse(&kv.value, &key, kv.mod_revision) {
-                caches[i].load(suffix.to_string(), v, kv.mod_revision);
+                caches[i].load(suffix.to_string(), v);
             }
         }
     }
@@ -65,7 +71,10 @@ async fn load(db: &Db, storages: &[String], caches: &[Arc<Cache>]) -> Result<i64
 pub(super) async fn start(db: Arc<Db>, storages: &[&str]) -> Result<Started, StoreError> {
     let names: Vec<String> = storages.iter().map(|s| s.to_string()).collect();
     let revision = db.current_revision();
-    let list: Vec<Arc<Cache>> = names.iter().map(|_| Arc::new(Cache::new(revision))).collect();
+    let list: Vec<Arc<Cache>> = names
+        .iter()
+        .map(|_| Arc::new(Cache::new(revision)))
+        .collect();
     let loaded = load(&db, &names, &list).await?;
     let watcher = db
         .watch(WatchRequest {
@@ -77,7 +86,8 @@ pub(super) async fn start(db: Arc<Db>, storages: &[&str]) -> Result<Started, Sto
         .await?;
     let (rev_tx, rev_rx) = watch::channel(loaded);
     let (progress_tx, progress_rx) = mpsc::channel(1);
-    let caches: HashMap<String, Arc<Cache>> = names.iter().cloned().zip(list.iter().cloned()).collect();
+    let caches: HashMap<String, Arc<Cache>> =
+        names.iter().cloned().zip(list.iter().cloned()).collect();
     tokio::spawn(feed(watcher, names, list, rev_tx, progress_rx));
     Ok((caches, rev_rx, progress_tx))
 }
@@ -98,7 +108,10 @@ async fn feed(
             }
         };
         match msg {
-            Some(WatchMessage::Events { revision: rev, events }) => {
+            Some(WatchMessage::Events {
+                revision: rev,
+                events,
+            }) => {
                 for ev in events {
                     let key = String::from_utf8_lossy(&ev.kv.key);
                     let Some((i, suffix, namespace)) = locate(&storages, &key) else {
@@ -121,7 +134,10 @@ async fn feed(
             Some(WatchMessage::Compacted { compact_revision }) => {
                 // Only a feeder stalled for minutes can get here; the caches
                 // would miss changes, so stop serving stale data loudly.
-                tracing::error!(compact_revision, "watch cache fell behind compaction; cache feeder stopped");
+                tracing::error!(
+                    compact_revision,
+                    "watch cache fell behind compaction; cache feeder stopped"
+                );
                 return;
             }
             None => {
@@ -147,9 +163,18 @@ mod tests {
 
     #[test]
     fn locate_picks_longest_storage_and_namespace() {
-        let s: Vec<String> = ["services/specs", "pods", "namespaces"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(locate(&s, "/registry/services/specs/ns1/web"), Some((0, "ns1/web", "ns1")));
-        assert_eq!(locate(&s, "/registry/namespaces/default"), Some((2, "default", "")));
+        let s: Vec<String> = ["services/specs", "pods", "namespaces"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            locate(&s, "/registry/services/specs/ns1/web"),
+            Some((0, "ns1/web", "ns1"))
+        );
+        assert_eq!(
+            locate(&s, "/registry/namespaces/default"),
+            Some((2, "default", ""))
+        );
         assert_eq!(locate(&s, "/registry/podsx/a"), None);
         assert_eq!(locate(&s, "/other"), None);
     }

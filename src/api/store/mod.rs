@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
-pub use cache::{CacheEvent, EventType, Stored, Subscription, TooOld};
+pub use cache::{CacheEvent, EventType};
 
 use crate::datastore::{
     Backend, Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RangeRequest,
@@ -105,8 +105,10 @@ impl Store {
                 // A revision with no event (e.g. a lease grant) only shows up
                 // through a progress answer, so ask for one while waiting.
                 let _ = self.progress.try_send(());
-                let changed =
-                    tokio::time::timeout(Duration::from_millis(50), rx.wait_for(|r| *r >= revision));
+                let changed = tokio::time::timeout(
+                    Duration::from_millis(50),
+                    rx.wait_for(|r| *r >= revision),
+                );
                 match changed.await {
                     Ok(Ok(_)) => return Ok(()),
                     Ok(Err(_)) => return Err(StoreError::Datastore("cache feeder stopped".into())),
@@ -206,7 +208,12 @@ impl Store {
     }
 
     /// Replaces `key` if it is still at `mod_revision`.
-    pub async fn update(&self, key: &str, value: Vec<u8>, mod_revision: i64) -> Result<i64, StoreError> {
+    pub async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        mod_revision: i64,
+    ) -> Result<i64, StoreError> {
         let k = key.as_bytes().to_vec();
         let resp = self
             .db

@@ -23,13 +23,17 @@ impl Api {
             return Err(ApiError::MethodNotAllowed);
         }
         check_type(r, &mut obj)?;
+        super::check_body(r, &mut obj, opts)?;
         let namespace = scoped(r, namespace);
         set_namespace(r, namespace, &mut obj)?;
         if let Some(ns) = namespace {
             self.check_namespace_open(ns).await?;
         }
         let m = meta_mut(&mut obj);
-        let named = m.get("name").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+        let named = m
+            .get("name")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
         if !named {
             if let Some(prefix) = m.get("generateName").and_then(Value::as_str) {
                 if !prefix.is_empty() {
@@ -46,7 +50,12 @@ impl Api {
         (r.strategy.defaults)(&mut obj);
         (r.strategy.prepare_create)(&mut obj);
         let m = meta_mut(&mut obj);
-        for k in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        for k in [
+            "resourceVersion",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "selfLink",
+        ] {
             m.remove(k);
         }
         if r.strategy.generation {
@@ -76,7 +85,11 @@ impl Api {
         }
         let key = r.key(namespace, &name);
         let stored = to_storage(r, obj);
-        let lease = if r.storage == "events" { self.event_lease().await? } else { 0 };
+        let lease = if r.storage == "events" {
+            self.event_lease().await?
+        } else {
+            0
+        };
         let revision = self
             .store
             .create(&key, encode(stored.clone())?, lease)
@@ -104,7 +117,8 @@ impl Api {
             .lease_grant(0, TTL + REUSE.as_secs() as i64)
             .await
             .map_err(ApiError::internal)?;
-        *self.event_lease.lock().unwrap_or_else(|p| p.into_inner()) = Some((grant.id, std::time::Instant::now()));
+        *self.event_lease.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((grant.id, std::time::Instant::now()));
         Ok(grant.id)
     }
 
@@ -120,7 +134,10 @@ impl Api {
             None => {
                 // Maybe created a moment ago: catch up before saying no.
                 self.store.sync().await.map_err(ApiError::internal)?;
-                self.store.cache(namespaces.storage).and_then(|c| c.get(ns)).map(|s| s.object)
+                self.store
+                    .cache(namespaces.storage)
+                    .and_then(|c| c.get(ns))
+                    .map(|s| s.object)
             }
         };
         match found {
@@ -171,7 +188,11 @@ pub(super) fn check_type(r: &Resource, obj: &mut Value) -> Result<(), ApiError> 
 
 /// Sets metadata.namespace from the request; a different one in the body
 /// is upstream's BadRequest.
-pub(super) fn set_namespace(r: &Resource, namespace: Option<&str>, obj: &mut Value) -> Result<(), ApiError> {
+pub(super) fn set_namespace(
+    r: &Resource,
+    namespace: Option<&str>,
+    obj: &mut Value,
+) -> Result<(), ApiError> {
     let m = meta_mut(obj);
     match namespace {
         Some(ns) => {
@@ -186,7 +207,9 @@ pub(super) fn set_namespace(r: &Resource, namespace: Option<&str>, obj: &mut Val
             m.insert("namespace".into(), ns.into());
         }
         None if r.namespaced => {
-            return Err(ApiError::BadRequest("namespace is required for namespaced resources".into()))
+            return Err(ApiError::BadRequest(
+                "namespace is required for namespaced resources".into(),
+            ))
         }
         None => {
             m.remove("namespace");

@@ -66,7 +66,11 @@ impl Api {
                 return Ok(Deleted::Terminating(obj));
             }
             let stored = to_storage(r, obj);
-            match self.store.update(&key, encode(stored.clone())?, mod_revision).await {
+            match self
+                .store
+                .update(&key, encode(stored.clone())?, mod_revision)
+                .await
+            {
                 Ok(rev) => {
                     let mut out = served_owned(r, stored);
                     set_resource_version(&mut out, rev);
@@ -114,7 +118,10 @@ impl Api {
             m.insert("deletionGracePeriodSeconds".into(), grace.into());
         } else if r.storage == "pods" {
             // A second delete may only shorten the grace period.
-            let current = m.get("deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(grace);
+            let current = m
+                .get("deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(grace);
             if grace < current {
                 m.insert("deletionTimestamp".into(), meta::timestamp(now).into());
                 m.insert("deletionGracePeriodSeconds".into(), grace.into());
@@ -143,7 +150,10 @@ impl Api {
         let mut out = Vec::with_capacity(found.items.len());
         for item in found.items {
             let name = meta::name(&item).to_string();
-            let ns = item.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str);
+            let ns = item
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str);
             match self.delete(r, ns.or(namespace), &name, opts).await {
                 Ok(Deleted::Gone(v)) | Ok(Deleted::Terminating(v)) => out.push(v),
                 Err(ApiError::NotFound { .. }) => {}
@@ -162,7 +172,10 @@ fn pod_grace_period(pod: &Value, opts: &DeleteOptions) -> i64 {
         .and_then(|s| s.get("nodeName"))
         .and_then(Value::as_str)
         .is_some_and(|n| !n.is_empty());
-    let phase = pod.get("status").and_then(|s| s.get("phase")).and_then(Value::as_str);
+    let phase = pod
+        .get("status")
+        .and_then(|s| s.get("phase"))
+        .and_then(Value::as_str);
     if !scheduled || matches!(phase, Some("Succeeded") | Some("Failed")) {
         return 0;
     }
@@ -187,7 +200,9 @@ fn check_preconditions(
             return Err(ApiError::conflict(
                 r,
                 name,
-                &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"),
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {actual}"
+                ),
             ));
         }
     }

@@ -27,13 +27,19 @@ fn encode_continue(revision: i64, after: &str) -> String {
 }
 
 fn decode_continue(token: &str) -> Result<Continue, ApiError> {
-    let bad = || ApiError::BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into());
+    let bad = || {
+        ApiError::BadRequest("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into())
+    };
     let bytes = base64::engine::general_purpose::URL_SAFE
         .decode(token)
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(token))
         .map_err(|_| bad())?;
     let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    let revision = v.get("rv").and_then(Value::as_i64).filter(|r| *r > 0).ok_or_else(bad)?;
+    let revision = v
+        .get("rv")
+        .and_then(Value::as_i64)
+        .filter(|r| *r > 0)
+        .ok_or_else(bad)?;
     let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?;
     let after = start.strip_suffix('\u{0}').unwrap_or(start);
     if after.contains("..") || after.starts_with('/') {
@@ -71,7 +77,9 @@ impl Api {
             if cont.revision < self.store.compact_revision() {
                 return Err(ApiError::Gone(TOO_OLD_CONTINUE.into()));
             }
-            return self.list_from_db(r, namespace, opts, cont.revision, Some(&cont.after)).await;
+            return self
+                .list_from_db(r, namespace, opts, cont.revision, Some(&cont.after))
+                .await;
         }
         let rv = opts.resource_version.as_deref().filter(|s| !s.is_empty());
         let exact = opts.resource_version_match == "Exact";
@@ -101,7 +109,10 @@ impl Api {
                     }
                     return self.list_from_db(r, namespace, opts, wanted, None).await;
                 }
-                self.store.wait_for(wanted).await.map_err(|e| store_error(r, "", e))?;
+                self.store
+                    .wait_for(wanted)
+                    .await
+                    .map_err(|e| store_error(r, "", e))?;
                 self.store.cache_revision()
             }
         };
@@ -109,7 +120,15 @@ impl Api {
             .store
             .cache(r.storage)
             .ok_or_else(|| ApiError::internal(format!("no cache for {}", r.storage)))?;
-        let (stored, revision) = cache.snapshot(namespace, None, global);
+        // `--field-selector metadata.name=x` (kubectl wait, delete --wait):
+        // one lookup instead of a scan.
+        let (stored, revision) = match opts.field_selector.exact_value("metadata.name") {
+            Some(name) => {
+                let (found, revision) = cache.get_at(&super::suffix(r, namespace, name), global);
+                (found.into_iter().collect(), revision)
+            }
+            None => cache.snapshot(namespace, None, global),
+        };
         let mut items = Vec::new();
         let mut keys = Vec::new();
         for s in stored {
@@ -124,7 +143,8 @@ impl Api {
 
     fn matches(&self, r: &Resource, opts: &ListOptions, obj: &Value) -> bool {
         (opts.label_selector.is_everything() || opts.label_selector.matches_object(obj))
-            && (opts.field_selector.is_everything() || opts.field_selector.matches(r.group, r.plural, obj))
+            && (opts.field_selector.is_everything()
+                || opts.field_selector.matches(r.group, r.plural, obj))
     }
 
     /// Reads a list page from the datastore at `revision`, after the key
@@ -146,10 +166,18 @@ impl Api {
             Some(a) => format!("{}{a}\u{0}", r.prefix()),
             None => prefix.clone(),
         };
-        let want = if opts.limit > 0 { opts.limit as usize } else { usize::MAX };
+        let want = if opts.limit > 0 {
+            opts.limit as usize
+        } else {
+            usize::MAX
+        };
         let mut items = Vec::new();
         let mut keys = Vec::new();
-        let chunk = if opts.limit > 0 { (opts.limit * 2).clamp(64, 5000) } else { 0 };
+        let chunk = if opts.limit > 0 {
+            (opts.limit * 2).clamp(64, 5000)
+        } else {
+            0
+        };
         let more_left = loop {
             let (page, _, more) = self
                 .store
@@ -194,14 +222,25 @@ impl Api {
 /// The key of an object relative to its resource prefix.
 fn item_key(r: &Resource, obj: &Value) -> String {
     let meta = obj.get("metadata");
-    let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str).unwrap_or("");
-    match meta.and_then(|m| m.get("namespace")).and_then(Value::as_str) {
+    let name = meta
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match meta
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+    {
         Some(ns) if r.namespaced => format!("{ns}/{name}"),
         _ => name.to_string(),
     }
 }
 
-fn paginate(mut items: Vec<Arc<Value>>, keys: Vec<String>, revision: i64, opts: &ListOptions) -> ListResult {
+fn paginate(
+    mut items: Vec<Arc<Value>>,
+    keys: Vec<String>,
+    revision: i64,
+    opts: &ListOptions,
+) -> ListResult {
     if opts.limit <= 0 || items.len() as i64 <= opts.limit {
         return ListResult {
             items,
@@ -229,9 +268,14 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip_and_reject_garbage() {
         let t = encode_continue(42, "default/web");
-        let c = decode_continue(&t).map_err(|e| e.to_string()).unwrap_or_else(|e| panic!("{e}"));
+        let c = decode_continue(&t)
+            .map_err(|e| e.to_string())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((c.revision, c.after.as_str()), (42, "default/web"));
         assert!(decode_continue("%%%").is_err());
-        assert!(decode_continue(&base64::engine::general_purpose::URL_SAFE.encode("{\"rv\":0}")).is_err());
+        assert!(
+            decode_continue(&base64::engine::general_purpose::URL_SAFE.encode("{\"rv\":0}"))
+                .is_err()
+        );
     }
 }

@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use delete::Deleted;
 pub use service::{Allocator, ServiceNetwork};
 
 use crate::api::error::ApiError;
@@ -27,7 +26,9 @@ fn store_error(r: &Resource, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::Exists => ApiError::already_exists(r, name),
         StoreError::Conflict => ApiError::modified(r, name),
-        StoreError::Compacted => ApiError::Gone("The resourceVersion for the provided list is too old.".into()),
+        StoreError::Compacted => {
+            ApiError::Gone("The resourceVersion for the provided list is too old.".into())
+        }
         StoreError::TooNew { wanted, current } => ApiError::Timeout(format!(
             "Too large resource version: {wanted}, current: {current}"
         )),
@@ -66,6 +67,45 @@ fn encode(mut obj: Value) -> Result<Vec<u8>, ApiError> {
     serde_json::to_vec(&obj).map_err(ApiError::internal)
 }
 
+/// Upstream's typed decoding of a body: wrong JSON types are 400; unknown
+/// fields are dropped, and refused (Strict) or reported (Warn).
+fn check_body(
+    r: &Resource,
+    obj: &mut Value,
+    opts: &crate::api::WriteOptions,
+) -> Result<(), ApiError> {
+    use crate::api::FieldValidation;
+    let Some(report) = r
+        .definition
+        .and_then(|d| crate::api::openapi::check_fields(d, obj))
+    else {
+        return Ok(());
+    };
+    let wrap = |e: &str| {
+        ApiError::BadRequest(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            r.kind, r.version, r.kind
+        ))
+    };
+    if let Some(e) = report.type_errors.first() {
+        return Err(wrap(e));
+    }
+    match opts.field_validation {
+        FieldValidation::Strict => {
+            if let Some(e) = report.strict_error() {
+                return Err(wrap(&e));
+            }
+        }
+        FieldValidation::Warn => {
+            if let Ok(mut w) = opts.warnings.lock() {
+                w.extend(report.strict_messages());
+            }
+        }
+        FieldValidation::Ignore => {}
+    }
+    Ok(())
+}
+
 /// The namespace segment of a key: the request's when the kind is namespaced.
 fn scoped<'a>(r: &Resource, namespace: Option<&'a str>) -> Option<&'a str> {
     if r.namespaced {
@@ -91,7 +131,10 @@ impl Api {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Arc<Value>, ApiError> {
-        self.store.sync().await.map_err(|e| store_error(r, name, e))?;
+        self.store
+            .sync()
+            .await
+            .map_err(|e| store_error(r, name, e))?;
         let cache = self
             .store
             .cache(r.storage)

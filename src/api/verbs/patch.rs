@@ -32,12 +32,15 @@ impl Api {
             return Err(ApiError::MethodNotAllowed);
         }
         if subresource == Some("scale") {
-            return self.patch_scale(r, namespace, name, patch_type, body, opts).await;
+            return self
+                .patch_scale(r, namespace, name, patch_type, body, opts)
+                .await;
         }
         let definition = r.definition;
         let change = |old: &Value| -> Result<Value, ApiError> {
             let mut new = patch::apply(definition, old, patch_type, body).map_err(patch_error)?;
             super::create::check_type(r, &mut new)?;
+            super::check_body(r, &mut new, opts)?;
             // The URL names the object; a patch cannot rename it.
             let m = crate::api::meta::meta_mut(&mut new);
             m.insert("name".into(), name.into());

@@ -28,12 +28,16 @@ impl ServiceNetwork {
         let (ip, len) = cidr
             .split_once('/')
             .ok_or_else(|| format!("service cidr {cidr:?} is not of the form a.b.c.d/n"))?;
-        let ip: Ipv4Addr = ip.parse().map_err(|_| format!("service cidr {cidr:?} has no valid ipv4 address"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("service cidr {cidr:?} has no valid ipv4 address"))?;
         let prefix_len: u8 = len
             .parse()
             .ok()
             .filter(|l| (8..=30).contains(l))
-            .ok_or_else(|| format!("service cidr {cidr:?} needs a prefix length between 8 and 30"))?;
+            .ok_or_else(|| {
+                format!("service cidr {cidr:?} needs a prefix length between 8 and 30")
+            })?;
         let mask = u32::MAX << (32 - prefix_len);
         Ok(ServiceNetwork {
             base: Ipv4Addr::from(u32::from(ip) & mask),
@@ -91,11 +95,17 @@ fn spec(obj: &Value) -> Option<&serde_json::Map<String, Value>> {
 }
 
 fn service_type(obj: &Value) -> &str {
-    spec(obj).and_then(|s| s.get("type")).and_then(Value::as_str).unwrap_or("ClusterIP")
+    spec(obj)
+        .and_then(|s| s.get("type"))
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP")
 }
 
 fn cluster_ip(obj: &Value) -> Option<&str> {
-    spec(obj).and_then(|s| s.get("clusterIP")).and_then(Value::as_str).filter(|s| !s.is_empty())
+    spec(obj)
+        .and_then(|s| s.get("clusterIP"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 impl Api {
@@ -118,19 +128,40 @@ impl Api {
     /// Create-time preparation that needs cluster state.
     pub(super) fn before_create(&self, r: &Resource, obj: &mut Value) -> Result<(), ApiError> {
         if r.storage == "services/specs" {
+            // An existing service is AlreadyExists, not an address clash.
+            let name = crate::api::meta::name(obj);
+            let ns = crate::api::meta::meta_str(obj, "namespace").unwrap_or("");
+            if self
+                .store
+                .cache(r.storage)
+                .and_then(|c| c.get(&format!("{ns}/{name}")))
+                .is_some()
+            {
+                return Err(ApiError::already_exists(r, name));
+            }
             return self.allocate_service(r, obj, None);
         }
         Ok(())
     }
 
-    pub(super) fn before_update(&self, r: &Resource, new: &mut Value, old: &Value) -> Result<(), ApiError> {
+    pub(super) fn before_update(
+        &self,
+        r: &Resource,
+        new: &mut Value,
+        old: &Value,
+    ) -> Result<(), ApiError> {
         if r.storage == "services/specs" {
             return self.allocate_service(r, new, Some(old));
         }
         Ok(())
     }
 
-    fn allocate_service(&self, r: &Resource, obj: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    fn allocate_service(
+        &self,
+        r: &Resource,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         let name = crate::api::meta::name(obj).to_string();
         let kind = service_type(obj).to_string();
         let mut causes: Vec<FieldCause> = Vec::new();
@@ -142,13 +173,25 @@ impl Api {
         }
         let (used, used_ports) = self.used_service_addresses(r);
         let now = Instant::now();
-        let mut pending = self.services.pending.lock().unwrap_or_else(|p| p.into_inner());
-        pending.ips.retain(|_, t| now.duration_since(*t) < PENDING_FOR);
-        pending.ports.retain(|_, t| now.duration_since(*t) < PENDING_FOR);
+        let mut pending = self
+            .services
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        pending
+            .ips
+            .retain(|_, t| now.duration_since(*t) < PENDING_FOR);
+        pending
+            .ports
+            .retain(|_, t| now.duration_since(*t) < PENDING_FOR);
         let old_ip = old.and_then(cluster_ip);
         if let (Some(before), Some(now_ip)) = (old_ip, cluster_ip(obj)) {
             if before != now_ip && kind != "ExternalName" {
-                causes.push(validation::invalid("spec.clusterIPs[0]", &json!(now_ip), "may not change once set"));
+                causes.push(validation::invalid(
+                    "spec.clusterIPs[0]",
+                    &json!(now_ip),
+                    "may not change once set",
+                ));
                 return Err(ApiError::invalid(r, &name, causes));
             }
         }
@@ -191,7 +234,9 @@ impl Api {
                         set_spec(obj, "clusterIP", json!(addr.to_string()));
                     }
                     None => {
-                        return Err(ApiError::internal("failed to allocate a serviceIP: range is full"))
+                        return Err(ApiError::internal(
+                            "failed to allocate a serviceIP: range is full",
+                        ))
                     }
                 }
             }
@@ -220,7 +265,11 @@ impl Api {
         causes: &mut Vec<FieldCause>,
     ) {
         let (low, high) = self.services.network.node_ports;
-        let Some(ports) = obj.get_mut("spec").and_then(|s| s.get_mut("ports")).and_then(Value::as_array_mut) else {
+        let Some(ports) = obj
+            .get_mut("spec")
+            .and_then(|s| s.get_mut("ports"))
+            .and_then(Value::as_array_mut)
+        else {
             return;
         };
         let now = Instant::now();
@@ -234,7 +283,9 @@ impl Api {
                             &json!(p),
                             &format!("provided port is not in the valid range. The range of valid ports is {low}-{high}"),
                         ));
-                    } else if !keep.contains(&p16) && (used.contains(&p16) || pending.ports.contains_key(&p16)) {
+                    } else if !keep.contains(&p16)
+                        && (used.contains(&p16) || pending.ports.contains_key(&p16))
+                    {
                         causes.push(validation::invalid(
                             &format!("spec.ports[{i}].nodePort"),
                             &json!(p),

@@ -21,10 +21,16 @@ fn scale_of(obj: &Value) -> Value {
     let spec = obj.get("spec");
     let selector = match spec.and_then(|s| s.get("selector")) {
         // ReplicationControllers select with a plain map.
-        Some(Value::Object(map)) if !map.contains_key("matchLabels") && !map.contains_key("matchExpressions") => {
-            LabelSelector::from_json(&json!({"matchLabels": map})).map(|s| s.to_string()).unwrap_or_default()
+        Some(Value::Object(map))
+            if !map.contains_key("matchLabels") && !map.contains_key("matchExpressions") =>
+        {
+            LabelSelector::from_json(&json!({"matchLabels": map}))
+                .map(|s| s.to_string())
+                .unwrap_or_default()
         }
-        Some(sel) => LabelSelector::from_json(sel).map(|s| s.to_string()).unwrap_or_default(),
+        Some(sel) => LabelSelector::from_json(sel)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
         None => String::new(),
     };
     let mut status = json!({"replicas": obj.get("status").and_then(|s| s.get("replicas")).and_then(Value::as_i64).unwrap_or(0)});
@@ -49,7 +55,11 @@ fn replicas_of(r: &Resource, name: &str, scale: &Value) -> Result<i64, ApiError>
             _ => Err(ApiError::invalid(
                 r,
                 name,
-                vec![crate::api::validation::invalid("spec.replicas", v, "must be greater than or equal to 0")],
+                vec![crate::api::validation::invalid(
+                    "spec.replicas",
+                    v,
+                    "must be greater than or equal to 0",
+                )],
             )),
         },
     }
@@ -64,7 +74,12 @@ fn with_replicas(old: &Value, replicas: i64) -> Value {
 }
 
 impl Api {
-    pub async fn get_scale(&self, r: &'static Resource, namespace: Option<&str>, name: &str) -> Result<Value, ApiError> {
+    pub async fn get_scale(
+        &self,
+        r: &'static Resource,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let obj = self.get(r, namespace, name).await?;
         Ok(scale_of(&obj))
     }
@@ -80,7 +95,15 @@ impl Api {
         let replicas = replicas_of(r, name, &body)?;
         let pinned = pinned_version(&body)?;
         let out = self
-            .guaranteed_update(r, namespace, name, pinned, opts, |old| Ok(with_replicas(old, replicas)), Some("scale"))
+            .guaranteed_update(
+                r,
+                namespace,
+                name,
+                pinned,
+                opts,
+                |old| Ok(with_replicas(old, replicas)),
+                Some("scale"),
+            )
             .await?;
         Ok(scale_of(&out))
     }
@@ -95,7 +118,8 @@ impl Api {
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let change = |old: &Value| -> Result<Value, ApiError> {
-            let scale = patch::apply(Some(SCALE_DEFINITION), &scale_of(old), patch_type, body).map_err(patch_error)?;
+            let scale = patch::apply(Some(SCALE_DEFINITION), &scale_of(old), patch_type, body)
+                .map_err(patch_error)?;
             let replicas = replicas_of(r, name, &scale)?;
             let mut new = with_replicas(old, replicas);
             if let Some(rv) = meta::meta_str(&scale, "resourceVersion") {
@@ -103,7 +127,9 @@ impl Api {
             }
             Ok(new)
         };
-        let out = self.guaranteed_update(r, namespace, name, None, opts, change, Some("scale")).await?;
+        let out = self
+            .guaranteed_update(r, namespace, name, None, opts, change, Some("scale"))
+            .await?;
         Ok(scale_of(&out))
     }
 
@@ -122,14 +148,26 @@ impl Api {
             .and_then(Value::as_str)
             .filter(|n| !n.is_empty())
             .ok_or_else(|| {
-                ApiError::invalid(pods, name, vec![crate::api::validation::required("target.name", "")])
+                ApiError::invalid(
+                    pods,
+                    name,
+                    vec![crate::api::validation::required("target.name", "")],
+                )
             })?
             .to_string();
         let change = |old: &Value| -> Result<Value, ApiError> {
             if meta::is_deleting(old) {
-                return Err(ApiError::conflict(pods, name, "pod is being deleted, cannot be assigned to a host"));
+                return Err(ApiError::conflict(
+                    pods,
+                    name,
+                    "pod is being deleted, cannot be assigned to a host",
+                ));
             }
-            let current = old.get("spec").and_then(|s| s.get("nodeName")).and_then(Value::as_str).unwrap_or("");
+            let current = old
+                .get("spec")
+                .and_then(|s| s.get("nodeName"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if !current.is_empty() {
                 return Err(ApiError::conflict(
                     pods,
@@ -145,8 +183,11 @@ impl Api {
             Ok(new)
         };
         let pinned = None;
-        self.guaranteed_update(pods, namespace, name, pinned, opts, change, Some("binding")).await?;
-        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+        self.guaranteed_update(pods, namespace, name, pinned, opts, change, Some("binding"))
+            .await?;
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        )
     }
 
     /// pods/eviction: a delete honouring the eviction's delete options.
@@ -159,7 +200,9 @@ impl Api {
     ) -> Result<Value, ApiError> {
         let o = eviction.get("deleteOptions");
         let opts = DeleteOptions {
-            grace_period_seconds: o.and_then(|o| o.get("gracePeriodSeconds")).and_then(Value::as_i64),
+            grace_period_seconds: o
+                .and_then(|o| o.get("gracePeriodSeconds"))
+                .and_then(Value::as_i64),
             precondition_uid: o
                 .and_then(|o| o.get("preconditions"))
                 .and_then(|p| p.get("uid"))
@@ -179,7 +222,11 @@ impl Api {
         body: &Value,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
-        let finalizers = body.get("spec").and_then(|s| s.get("finalizers")).cloned().unwrap_or(json!([]));
+        let finalizers = body
+            .get("spec")
+            .and_then(|s| s.get("finalizers"))
+            .cloned()
+            .unwrap_or(json!([]));
         let pinned = pinned_version(body)?;
         let change = |old: &Value| -> Result<Value, ApiError> {
             let mut new = old.clone();
@@ -191,7 +238,8 @@ impl Api {
             }
             Ok(new)
         };
-        self.guaranteed_update(r, None, name, pinned, opts, change, Some("finalize")).await
+        self.guaranteed_update(r, None, name, pinned, opts, change, Some("finalize"))
+            .await
     }
 }
 
@@ -210,5 +258,7 @@ fn set_condition(pod: &mut Value, kind: &str, status: &str) {
         return;
     };
     list.retain(|c| c.get("type").and_then(Value::as_str) != Some(kind));
-    list.push(json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now}));
+    list.push(
+        json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now}),
+    );
 }

@@ -13,7 +13,11 @@ use crate::api::validation;
 use crate::api::{Api, WriteOptions};
 
 /// Metadata only the server sets; an update keeps the stored values.
-const SYSTEM_META: &[&str] = &["creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"];
+const SYSTEM_META: &[&str] = &[
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
 
 /// Conflicts retried for writes that did not pin a resourceVersion.
 const RETRIES: usize = 8;
@@ -43,6 +47,7 @@ impl Api {
             return Err(ApiError::MethodNotAllowed);
         }
         check_type(r, &mut obj)?;
+        super::check_body(r, &mut obj, opts)?;
         let body_name = meta::name(&obj);
         if !body_name.is_empty() && body_name != name {
             return Err(ApiError::BadRequest(format!(
@@ -52,8 +57,16 @@ impl Api {
         super::create::set_namespace(r, scoped(r, namespace), &mut obj)?;
         meta_mut(&mut obj).insert("name".into(), name.into());
         let pinned = pinned_version(&obj)?;
-        self.guaranteed_update(r, namespace, name, pinned, opts, |_| Ok(obj.clone()), subresource)
-            .await
+        self.guaranteed_update(
+            r,
+            namespace,
+            name,
+            pinned,
+            opts,
+            |_| Ok(obj.clone()),
+            subresource,
+        )
+        .await
     }
 
     /// Reads the object, lets `change` build the new one from it, applies
@@ -101,7 +114,11 @@ impl Api {
                 }
             }
             let stored = to_storage(r, new);
-            match self.store.update(&key, encode(stored.clone())?, mod_revision).await {
+            match self
+                .store
+                .update(&key, encode(stored.clone())?, mod_revision)
+                .await
+            {
                 Ok(rev) => {
                     let mut out = served_owned(r, stored);
                     set_resource_version(&mut out, rev);
@@ -126,7 +143,10 @@ impl Api {
     ) -> Result<(), ApiError> {
         let name = meta::name(old).to_string();
         if !new.is_object() {
-            return Err(ApiError::BadRequest(format!("the body is not a {} object", r.kind)));
+            return Err(ApiError::BadRequest(format!(
+                "the body is not a {} object",
+                r.kind
+            )));
         }
         match subresource {
             Some("status") => keep_spec(new, old),
@@ -135,7 +155,10 @@ impl Api {
         }
         let old_meta = old.get("metadata").cloned().unwrap_or(Value::Null);
         let m = meta_mut(new);
-        if m.get("uid").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if m.get("uid")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             if let Some(uid) = old_meta.get("uid") {
                 m.insert("uid".into(), uid.clone());
             }
@@ -153,7 +176,10 @@ impl Api {
         (r.strategy.defaults)(new);
         self.before_update(r, new, old)?;
         if r.strategy.generation && meta::spec_part(new) != meta::spec_part(old) {
-            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(new).insert("generation".into(), (g + 1).into());
         }
         let mut causes = validation::validate_object_meta_update(

@@ -34,12 +34,13 @@ impl Api {
         let (initial, from) = match opts.resource_version.as_deref().filter(|s| !s.is_empty()) {
             None | Some("0") => (true, 0),
             Some(s) => {
-                let rv = s
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|r| *r > 0)
-                    .ok_or_else(|| ApiError::BadRequest(format!("invalid resource version: {s}")))?;
-                self.store.wait_for(rv).await.map_err(|e| store_error(r, "", e))?;
+                let rv = s.parse::<i64>().ok().filter(|r| *r > 0).ok_or_else(|| {
+                    ApiError::BadRequest(format!("invalid resource version: {s}"))
+                })?;
+                self.store
+                    .wait_for(rv)
+                    .await
+                    .map_err(|e| store_error(r, "", e))?;
                 (opts.send_initial_events, rv)
             }
         };
@@ -50,13 +51,18 @@ impl Api {
         let global = self.store.cache_revision();
         let compacted = self.store.compact_revision();
         if !initial && from < compacted {
-            return Err(ApiError::Gone(format!("too old resource version: {from} ({compacted})")));
+            return Err(ApiError::Gone(format!(
+                "too old resource version: {from} ({compacted})"
+            )));
         }
         let sub = cache
             .subscribe(namespace, from, initial, global)
-            .map_err(|t| ApiError::Gone(format!("too old resource version: {from} ({})", t.oldest)))?;
+            .map_err(|t| {
+                ApiError::Gone(format!("too old resource version: {from} ({})", t.oldest))
+            })?;
         let deadline = opts.timeout.map(|t| Instant::now() + t);
-        let initial_end = (opts.send_initial_events && opts.allow_bookmarks).then_some(sub.revision);
+        let initial_end =
+            (opts.send_initial_events && opts.allow_bookmarks).then_some(sub.revision);
         Ok(WatchStream {
             resource: r,
             backlog: sub.backlog.into(),
@@ -100,7 +106,12 @@ impl WatchStream {
             self.last_revision = self.last_revision.max(event.revision);
             let r = self.resource;
             if self.namespace.as_deref().is_some_and(|ns| {
-                event.object.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str) != Some(ns)
+                event
+                    .object
+                    .get("metadata")
+                    .and_then(|m| m.get("namespace"))
+                    .and_then(Value::as_str)
+                    != Some(ns)
             }) {
                 continue;
             }
@@ -116,13 +127,18 @@ impl WatchStream {
                 (EventType::Deleted, None, true) => "DELETED",
                 _ => continue,
             };
-            return Some(WatchEvent { kind, object });
+            return Some(WatchEvent {
+                kind,
+                object,
+                source: Some(event),
+            });
         }
     }
 
     fn matches(&self, obj: &Value) -> bool {
         let r = self.resource;
-        (self.options.label_selector.is_everything() || self.options.label_selector.matches_object(obj))
+        (self.options.label_selector.is_everything()
+            || self.options.label_selector.matches_object(obj))
             && (self.options.field_selector.is_everything()
                 || self.options.field_selector.matches(r.group, r.plural, obj))
     }
@@ -135,7 +151,10 @@ impl WatchStream {
         }
         WatchEvent {
             kind: "BOOKMARK",
-            object: Arc::new(json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": meta})),
+            object: Arc::new(
+                json!({"kind": r.kind, "apiVersion": r.api_version(), "metadata": meta}),
+            ),
+            source: None,
         }
     }
 

@@ -27,8 +27,6 @@ use serde_json::{Map, Value};
 
 use wire::{Reader, Val};
 
-// Until codec.rs dispatches on it (its media type match).
-#[allow(dead_code)]
 pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
 /// Every protobuf object starts with this (`k8s\0`).
@@ -71,7 +69,6 @@ pub enum ProtoError {
 /// runtime.Unknown {typeMeta {apiVersion = 1, kind = 2} = 1, raw = 2,
 /// contentEncoding = 3, contentType = 4}) into the object's JSON, with
 /// apiVersion and kind set from typeMeta.
-#[allow(dead_code)] // until codec.rs calls it
 pub fn decode(body: &[u8]) -> Result<Value, ProtoError> {
     decode_at(body, 0)
 }

@@ -2,7 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::api::openapi::{check_fields, FieldReport};
+use crate::api::openapi::check_fields;
+use crate::api::openapi::fields::FieldReport;
 
 const DEPLOYMENT: &str = "io.k8s.api.apps.v1.Deployment";
 const POD: &str = "io.k8s.api.core.v1.Pod";
