@@ -972,7 +972,11 @@ impl Kubectl<'_> {
             .server
             .data_dir
             .with_file_name(format!("kubecache-{}", self.version));
-        cmd.arg("--kubeconfig")
+        // `kubectl edit` leaves files in $TMPDIR; keep them in the test's dir
+        let tmp = self.server.data_dir.with_file_name("kubectl-tmp");
+        std::fs::create_dir_all(&tmp).expect("create kubectl TMPDIR");
+        cmd.env("TMPDIR", tmp)
+            .arg("--kubeconfig")
             .arg(self.server.kubeconfig())
             .arg("--cache-dir")
             .arg(cache)
@@ -1033,7 +1037,7 @@ impl Kubectl<'_> {
     /// Creates namespace `name` from YAML.
     pub fn namespace(&self, name: &str) {
         self.create_yaml(&format!(
-            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n"
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name:?}\n"
         ));
     }
 
@@ -1044,7 +1048,7 @@ impl Kubectl<'_> {
             format!("{{{}}}", items.join(", "))
         };
         self.create_yaml(&format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: {ns}\n  \
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name:?}\n  namespace: {ns:?}\n  \
              labels: {}\ndata: {}\n",
             map(labels),
             map(data)
