@@ -171,6 +171,16 @@ fn configmap(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -265,7 +275,10 @@ fn main() {
             .unwrap_or(1.0)
     };
     let n = ((10_000.0 * scale) as usize).max(100);
-    let watches = if smoke { 20 } else { WATCHES };
+    let watches = std::env::var("NANOKUBE_BENCH_WATCHES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if smoke { 20 } else { WATCHES });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -318,6 +331,7 @@ async fn run(n: usize, watches: usize) {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let per = n.div_ceil(CLIENTS);
+    let (server_cpu0, bench_cpu0) = (cpu_secs(&pid.to_string()), cpu_secs("self"));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
@@ -368,6 +382,8 @@ async fn run(n: usize, watches: usize) {
         }
     }
     fanout.sort();
+    let server_cpu = cpu_secs(&pid.to_string()) - server_cpu0;
+    let bench_cpu = cpu_secs("self") - bench_cpu0;
 
     let mut full = Vec::new();
     for _ in 0..3 {
@@ -459,5 +475,6 @@ async fn run(n: usize, watches: usize) {
         "<= 120 MB",
         rss_loaded <= 120 * 1024,
     );
+    println!("cpu during creates and fan-out: server {server_cpu:.1} s, benchmark client {bench_cpu:.1} s (2 cores shared)");
     println!("reference: raw etcd-API puts of the same bodies on the same server: {raw:.0}/s; API creates/raw puts = {:.2}", creates / raw);
 }

@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use super::codec::{Body, Output};
 use crate::api::{table, WatchEvent, WatchStream};
 
+/// Upper bound of one batched write of watch events.
+const BATCH_BYTES: usize = 64 * 1024;
+
 struct State {
     stream: WatchStream,
     output: Output,
@@ -69,7 +72,20 @@ pub fn respond(stream: WatchStream, output: Output) -> Response<Body> {
     };
     let frames = futures::stream::unfold(state, |mut state| async move {
         let event = state.stream.next().await?;
-        let bytes = encode(&mut state, event);
+        let first = encode(&mut state, event);
+        // Events already waiting go out in the same frame: far fewer
+        // frames, TLS records and wake-ups when many objects change at once.
+        let mut batch: Option<Vec<u8>> = None;
+        while batch.as_ref().map_or(first.len(), Vec::len) < BATCH_BYTES {
+            let Some(event) = state.stream.next_ready() else {
+                break;
+            };
+            let more = encode(&mut state, event);
+            batch
+                .get_or_insert_with(|| first.to_vec())
+                .extend_from_slice(&more);
+        }
+        let bytes = batch.map(Bytes::from).unwrap_or(first);
         Some((Ok::<_, Infallible>(Frame::data(bytes)), state))
     });
     let mut resp = Response::new(StreamBody::new(frames).boxed_unsync());

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::{scoped, served, store_error};
 use crate::api::error::ApiError;
 use crate::api::registry::Resource;
-use crate::api::store::EventType;
+use crate::api::store::{CacheEvent, EventType};
 use crate::api::{Api, WatchEvent, WatchOptions, WatchStream};
 
 /// How often an idle watch that asked for bookmarks gets one.
@@ -103,36 +103,62 @@ impl WatchStream {
                     }
                 }
             };
-            self.last_revision = self.last_revision.max(event.revision);
-            let r = self.resource;
-            if self.namespace.as_deref().is_some_and(|ns| {
-                event
-                    .object
-                    .get("metadata")
-                    .and_then(|m| m.get("namespace"))
-                    .and_then(Value::as_str)
-                    != Some(ns)
-            }) {
-                continue;
+            if let Some(e) = self.to_client(event) {
+                return Some(e);
             }
-            let object = served(r, &event.object);
-            let now = self.matches(&object);
-            let before = event.previous.as_ref().map(|p| self.matches(&served(r, p)));
-            let kind = match (event.kind, before, now) {
-                (EventType::Added, _, true) => "ADDED",
-                (EventType::Modified, Some(true), true) => "MODIFIED",
-                (EventType::Modified, _, true) => "ADDED",
-                (EventType::Modified, Some(true), false) => "DELETED",
-                (EventType::Deleted, Some(true), _) => "DELETED",
-                (EventType::Deleted, None, true) => "DELETED",
-                _ => continue,
-            };
-            return Some(WatchEvent {
-                kind,
-                object,
-                source: Some(event),
-            });
         }
+    }
+
+    /// The next event if one is ready now (for batching several events
+    /// into one write); never waits.
+    pub fn next_ready(&mut self) -> Option<WatchEvent> {
+        loop {
+            let event = match self.backlog.pop_front() {
+                Some(e) => e,
+                None => {
+                    if self.initial_end.is_some() {
+                        return None;
+                    }
+                    self.rx.try_recv().ok()?
+                }
+            };
+            if let Some(e) = self.to_client(event) {
+                return Some(e);
+            }
+        }
+    }
+
+    /// Applies the namespace and selectors to a cache event.
+    fn to_client(&mut self, event: Arc<CacheEvent>) -> Option<WatchEvent> {
+        self.last_revision = self.last_revision.max(event.revision);
+        let r = self.resource;
+        if self.namespace.as_deref().is_some_and(|ns| {
+            event
+                .object
+                .get("metadata")
+                .and_then(|m| m.get("namespace"))
+                .and_then(Value::as_str)
+                != Some(ns)
+        }) {
+            return None;
+        }
+        let object = served(r, &event.object);
+        let now = self.matches(&object);
+        let before = event.previous.as_ref().map(|p| self.matches(&served(r, p)));
+        let kind = match (event.kind, before, now) {
+            (EventType::Added, _, true) => "ADDED",
+            (EventType::Modified, Some(true), true) => "MODIFIED",
+            (EventType::Modified, _, true) => "ADDED",
+            (EventType::Modified, Some(true), false) => "DELETED",
+            (EventType::Deleted, Some(true), _) => "DELETED",
+            (EventType::Deleted, None, true) => "DELETED",
+            _ => return None,
+        };
+        Some(WatchEvent {
+            kind,
+            object,
+            source: Some(event),
+        })
     }
 
     fn matches(&self, obj: &Value) -> bool {
