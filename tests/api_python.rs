@@ -1,0 +1,134 @@
+//! The official Python `kubernetes` client against `nanokube server`:
+//! list, create, patch, replace, delete and watch pods and deployments
+//! (`tests/fixtures/python_client.py`).
+
+mod common;
+
+use std::process::Command;
+
+use common::Proc;
+use serde_json::{json, Value};
+
+/// Fails (never skips) when python3 or its `kubernetes` package is missing.
+fn require_python_kubernetes() {
+    common::require_tool("python3", "python3");
+    let out = common::run_with_timeout(
+        Command::new("python3").args(["-c", "import kubernetes; print(kubernetes.__version__)"]),
+        None,
+        common::CLIENT_TIMEOUT,
+    );
+    assert!(
+        out.status.success(),
+        "the Python package `kubernetes` is not installed for python3 but this test needs it: \
+         apt-get install -y python3-kubernetes (Debian), or pip install kubernetes; \
+         python3 said:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "python kubernetes client {}",
+        String::from_utf8_lossy(&out.stdout).trim()
+    );
+}
+
+#[test]
+fn python_client_lists_creates_patches_deletes_and_watches() {
+    require_python_kubernetes();
+    let p = Proc::server();
+    let script = format!(
+        "{}/tests/fixtures/python_client.py",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = common::run_with_timeout(
+        Command::new("python3")
+            .arg(&script)
+            .arg(p.kubeconfig())
+            // no proxies: the traffic stays on 127.0.0.1
+            .env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env("NO_PROXY", "127.0.0.1"),
+        None,
+        common::CLIENT_TIMEOUT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "python_client.py failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\nserver stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        p.log()
+    );
+    let got: Value = serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("python_client.py printed no JSON ({e}):\n{stdout}"));
+    println!("{got:#}");
+
+    assert!(
+        got["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("v1.")),
+        "{got}"
+    );
+    assert_eq!(
+        got["namespaces"],
+        json!([
+            "default",
+            "kube-node-lease",
+            "kube-public",
+            "kube-system",
+            "py"
+        ])
+    );
+    assert_eq!(got["pods_before"], json!([]));
+    assert_eq!(
+        got["pod_created"],
+        json!({"phase": "Pending", "node": null, "restart_policy": "Always", "uid_len": 36})
+    );
+    assert_eq!(got["pod_labels"], json!({"app": "p1", "tier": "x"}));
+    assert_eq!(got["pod_annotations"], json!({"a": "b"}));
+    assert_eq!(got["pods_selected"], json!(["p1"]));
+    assert_eq!(
+        got["pods_after"],
+        json!([]),
+        "an unscheduled pod is deleted at once"
+    );
+    assert_eq!(
+        got["pod_events"],
+        json!([
+            ["ADDED", "p1"],
+            ["MODIFIED", "p1"],
+            ["MODIFIED", "p1"],
+            ["DELETED", "p1"]
+        ])
+    );
+    assert_eq!(got["pod_read_after_delete"], 404);
+
+    assert_eq!(
+        got["deployment_created"],
+        json!({"replicas": 1, "strategy": "RollingUpdate", "generation": 1})
+    );
+    assert_eq!(
+        got["deployment_patched"],
+        json!({"replicas": 3, "generation": 2})
+    );
+    assert_eq!(got["scale"], 2);
+    assert_eq!(
+        got["deployment_replaced"],
+        json!({"image": "nginx:1.26", "replicas": 2})
+    );
+    assert_eq!(
+        got["deployment_events"],
+        json!([
+            ["ADDED", "web"],
+            ["MODIFIED", "web"],
+            ["MODIFIED", "web"],
+            ["MODIFIED", "web"],
+            ["DELETED", "web"]
+        ])
+    );
+    assert_eq!(got["quiet_watch"]["events"], 0);
+    let secs = got["quiet_watch"]["seconds"].as_f64().unwrap();
+    assert!(
+        (0.9..5.0).contains(&secs),
+        "a watch with timeout_seconds=1 lasted {secs} s"
+    );
+    assert_eq!(got["invalid"], json!({"status": 422, "reason": "Invalid"}));
+}
