@@ -9,37 +9,63 @@ use std::process::Command;
 use common::Proc;
 use serde_json::{json, Value};
 
-/// Fails (never skips) when python3 or its `kubernetes` package is missing.
-fn require_python_kubernetes() {
-    common::require_tool("python3", "python3");
+/// The `kubernetes` package version `python` imports, if it does.
+fn kubernetes_version(python: &str) -> Option<String> {
     let out = common::run_with_timeout(
-        Command::new("python3").args(["-c", "import kubernetes; print(kubernetes.__version__)"]),
+        Command::new(python).args(["-c", "import kubernetes; print(kubernetes.__version__)"]),
         None,
         common::CLIENT_TIMEOUT,
     );
-    assert!(
-        out.status.success(),
-        "the Python package `kubernetes` is not installed for python3 but this test needs it: \
-         apt-get install -y python3-kubernetes (Debian), or pip install kubernetes; \
-         python3 said:\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The interpreters to run the script with: `python3` on PATH (required,
+/// with the `kubernetes` package: the test fails, never skips, without it)
+/// and `/usr/bin/python3` when it is another one that has the package
+/// (Debian's python3-kubernetes is an older client generation).
+fn interpreters() -> Vec<(String, String)> {
+    common::require_tool("python3", "python3");
+    let path_version = kubernetes_version("python3").unwrap_or_else(|| {
+        panic!(
+            "the Python package `kubernetes` is not installed for python3 but this test \
+             needs it: apt-get install -y python3-kubernetes (Debian), or pip install kubernetes"
+        )
+    });
+    let mut all = vec![("python3".to_string(), path_version)];
+    let which = common::run_with_timeout(
+        Command::new("python3").args(["-c", "import sys; print(sys.executable)"]),
+        None,
+        common::CLIENT_TIMEOUT,
     );
-    println!(
-        "python kubernetes client {}",
-        String::from_utf8_lossy(&out.stdout).trim()
-    );
+    let exe = String::from_utf8_lossy(&which.stdout).trim().to_string();
+    let system = "/usr/bin/python3";
+    let same = std::fs::canonicalize(&exe).ok() == std::fs::canonicalize(system).ok();
+    if !same && std::path::Path::new(system).exists() {
+        if let Some(v) = kubernetes_version(system) {
+            all.push((system.to_string(), v));
+        }
+    }
+    all
 }
 
 #[test]
 fn python_client_lists_creates_patches_deletes_and_watches() {
-    require_python_kubernetes();
+    for (python, version) in interpreters() {
+        println!("{python}: kubernetes client {version}");
+        run_script(&python, &version);
+    }
+}
+
+fn run_script(python: &str, version: &str) {
     let p = Proc::server();
     let script = format!(
         "{}/tests/fixtures/python_client.py",
         env!("CARGO_MANIFEST_DIR")
     );
     let out = common::run_with_timeout(
-        Command::new("python3")
+        Command::new(python)
             .arg(&script)
             .arg(p.kubeconfig())
             // no proxies: the traffic stays on 127.0.0.1
@@ -52,14 +78,15 @@ fn python_client_lists_creates_patches_deletes_and_watches() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "python_client.py failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\nserver stderr:\n{}",
+        "python_client.py ({python}, client {version}) failed ({}):\nstdout:\n{stdout}\nstderr:\n{}\nserver stderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr),
         p.log()
     );
     let got: Value = serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("python_client.py printed no JSON ({e}):\n{stdout}"));
-    println!("{got:#}");
+    println!("{python} (client {version}) saw: {got}");
+    let ctx = format!("{python}, kubernetes client {version}");
 
     assert!(
         got["version"]
@@ -97,7 +124,8 @@ fn python_client_lists_creates_patches_deletes_and_watches() {
             ["MODIFIED", "p1"],
             ["MODIFIED", "p1"],
             ["DELETED", "p1"]
-        ])
+        ]),
+        "{ctx}: the watch from the list's resourceVersion (python sends watch=True)"
     );
     assert_eq!(got["pod_read_after_delete"], 404);
 
@@ -122,13 +150,14 @@ fn python_client_lists_creates_patches_deletes_and_watches() {
             ["MODIFIED", "web"],
             ["MODIFIED", "web"],
             ["DELETED", "web"]
-        ])
+        ]),
+        "{ctx}"
     );
     assert_eq!(got["quiet_watch"]["events"], 0);
     let secs = got["quiet_watch"]["seconds"].as_f64().unwrap();
     assert!(
         (0.9..5.0).contains(&secs),
-        "a watch with timeout_seconds=1 lasted {secs} s"
+        "{ctx}: a watch with timeout_seconds=1 lasted {secs} s"
     );
     assert_eq!(got["invalid"], json!({"status": 422, "reason": "Invalid"}));
 }
