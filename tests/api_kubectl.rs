@@ -290,7 +290,7 @@ fn explain_deployment_strategy() {
 
 /// The env of the first container as name → value.
 fn env_of(deploy: &Value) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+    deploy["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()
         .unwrap_or_else(|| panic!("no env: {deploy}"))
         .iter()
@@ -300,8 +300,7 @@ fn env_of(deploy: &Value) -> Vec<(String, String)> {
                 e["value"].as_str().unwrap_or_default().to_string(),
             )
         })
-        .collect();
-    env
+        .collect()
 }
 
 fn apply_then_apply_changed_version(version: &str) {
