@@ -169,6 +169,13 @@ impl Api {
                 None => m.remove(*k),
             };
         }
+        // An unconditional update (no resourceVersion in the body) is made
+        // against the version just read, as upstream's store does.
+        if m.get("resourceVersion").and_then(Value::as_str).is_none_or(str::is_empty) {
+            if let Some(rv) = old_meta.get("resourceVersion") {
+                m.insert("resourceVersion".into(), rv.clone());
+            }
+        }
         m.remove("generation");
         if let Some(g) = old_meta.get("generation") {
             m.insert("generation".into(), g.clone());
