@@ -176,6 +176,11 @@ impl Server {
     ) -> Result<Response<Body>, ApiError> {
         let route = route::parse(req.uri().path());
         let query = query::Query::parse(req.uri().query());
+        let (parts, body) = req.into_parts();
+        // The body is read before any answer: answering first makes HTTP/2
+        // reset the stream the client is still sending on.
+        let body = read_body(body).await?;
+        let req = Request::from_parts(parts, ());
         if let Route::Health(kind) = route {
             return Ok(health::respond(
                 self,
@@ -211,7 +216,6 @@ impl Server {
             });
         };
         let output = codec::negotiate(accept.as_deref())?;
-        let body = read_body(req.into_body()).await?;
         let call = resource::Call {
             method: &method,
             path,

@@ -25,8 +25,13 @@ impl Query {
         self.0.get(k).map(String::as_str)
     }
 
+    /// Upstream's boolean parameters: absent, empty, `0`, `f` and `false`
+    /// (any case) are false; anything else is true (`watch=True` included).
     fn flag(&self, k: &str) -> bool {
-        matches!(self.get(k), Some("true" | "1"))
+        match self.get(k) {
+            None => false,
+            Some(v) => !matches!(v.to_ascii_lowercase().as_str(), "" | "0" | "f" | "false"),
+        }
     }
 
     fn int(&self, k: &str) -> Result<Option<i64>, ApiError> {

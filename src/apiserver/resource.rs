@@ -77,10 +77,12 @@ async fn dispatch(
     };
     let watching = call.query.is_watch() || p.watch_prefix;
     match (call.method, p.name.as_deref()) {
-        (&Method::GET, None) if watching => {
-            let stream = api.watch(r, ns, call.query.watch()?).await?;
-            Ok(watch::respond(stream, output))
-        }
+        (&Method::GET, None) if watching => match api.watch(r, ns, call.query.watch()?).await {
+            Ok(stream) => Ok(watch::respond(stream, output)),
+            // Upstream starts the stream and sends the expiry as its only event.
+            Err(e @ ApiError::Gone(_)) => Ok(watch::error_event(&e)),
+            Err(e) => Err(e),
+        },
         (&Method::GET, None) => {
             let list = api.list(r, ns, &call.query.list()?).await?;
             Ok(list_response(r, list, output))

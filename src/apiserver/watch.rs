@@ -99,3 +99,16 @@ pub fn respond(stream: WatchStream, output: Output) -> Response<Body> {
     );
     resp
 }
+
+/// A watch that ends at once with one ERROR event carrying `e`'s Status.
+pub fn error_event(e: &crate::api::ApiError) -> Response<Body> {
+    let mut line =
+        serde_json::to_vec(&json!({"type": "ERROR", "object": e.status()})).unwrap_or_default();
+    line.push(b'\n');
+    let mut resp = Response::new(super::codec::full(line));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}

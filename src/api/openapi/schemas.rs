@@ -127,6 +127,9 @@ pub(super) fn definitions(
 
     for (name, schema) in defs.iter_mut() {
         shape(name, schema, flavor);
+        if flavor == Flavor::V3 {
+            wrap_described_refs(schema);
+        }
         if let (Some(list), Value::Object(obj)) = (gvks.remove(name), &mut *schema) {
             obj.insert("x-kubernetes-group-version-kind".into(), Value::Array(list));
         }
@@ -243,5 +246,31 @@ fn strip_for_swagger2(schema: &mut Value) {
         if let Some(sub) = obj.get_mut(key) {
             strip_for_swagger2(sub);
         }
+    }
+}
+
+/// OpenAPI 3 ignores siblings of `$ref`, so upstream's v3 documents wrap a
+/// described reference in `allOf` (that is how `kubectl explain` shows the
+/// field's own description as well as its type's).
+fn wrap_described_refs(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            // A string `$ref` is a reference; an object one is the CRD
+            // schema's property of that name.
+            let is_ref = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .is_some_and(|r| r.starts_with("#/"));
+            if is_ref && map.len() > 1 {
+                if let Some(r) = map.remove("$ref") {
+                    map.insert("allOf".into(), json!([{ "$ref": r }]));
+                }
+            }
+            for (_, v) in map.iter_mut() {
+                wrap_described_refs(v);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(wrap_described_refs),
+        _ => {}
     }
 }

@@ -171,7 +171,10 @@ impl Api {
         }
         // An unconditional update (no resourceVersion in the body) is made
         // against the version just read, as upstream's store does.
-        if m.get("resourceVersion").and_then(Value::as_str).is_none_or(str::is_empty) {
+        if m.get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
             if let Some(rv) = old_meta.get("resourceVersion") {
                 m.insert("resourceVersion".into(), rv.clone());
             }

@@ -103,7 +103,7 @@ impl WatchStream {
                     }
                 }
             };
-            if let Some(e) = self.to_client(event) {
+            if let Some(e) = self.client_event(event) {
                 return Some(e);
             }
         }
@@ -122,14 +122,14 @@ impl WatchStream {
                     self.rx.try_recv().ok()?
                 }
             };
-            if let Some(e) = self.to_client(event) {
+            if let Some(e) = self.client_event(event) {
                 return Some(e);
             }
         }
     }
 
     /// Applies the namespace and selectors to a cache event.
-    fn to_client(&mut self, event: Arc<CacheEvent>) -> Option<WatchEvent> {
+    fn client_event(&mut self, event: Arc<CacheEvent>) -> Option<WatchEvent> {
         self.last_revision = self.last_revision.max(event.revision);
         let r = self.resource;
         if self.namespace.as_deref().is_some_and(|ns| {
