@@ -184,27 +184,44 @@ impl Store {
         Ok((out, resp.revision, resp.more))
     }
 
-    /// Creates `key` if absent; returns the revision of the write.
-    pub async fn create(&self, key: &str, value: Vec<u8>, lease: i64) -> Result<i64, StoreError> {
-        let k = key.as_bytes().to_vec();
+    /// Runs `op` on `key` if `target` holds; else fails with `lost`.
+    async fn guarded(
+        &self,
+        key: &str,
+        target: CompareTarget,
+        op: TxnOp,
+        lost: StoreError,
+    ) -> Result<i64, StoreError> {
         let resp = self
             .db
             .txn(TxnRequest {
-                compare: vec![compare(&k, CompareTarget::CreateRevision(0))],
-                success: vec![TxnOp::Put(PutRequest {
-                    key: k,
-                    value,
-                    lease,
-                    ..Default::default()
-                })],
+                compare: vec![compare(key.as_bytes(), target)],
+                success: vec![op],
                 failure: vec![],
             })
             .await?;
         if resp.succeeded {
             Ok(resp.revision)
         } else {
-            Err(StoreError::Exists)
+            Err(lost)
         }
+    }
+
+    /// Creates `key` if absent; returns the revision of the write.
+    pub async fn create(&self, key: &str, value: Vec<u8>, lease: i64) -> Result<i64, StoreError> {
+        let put = TxnOp::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value,
+            lease,
+            ..Default::default()
+        });
+        self.guarded(
+            key,
+            CompareTarget::CreateRevision(0),
+            put,
+            StoreError::Exists,
+        )
+        .await
     }
 
     /// Replaces `key` if it is still at `mod_revision`.
@@ -214,45 +231,33 @@ impl Store {
         value: Vec<u8>,
         mod_revision: i64,
     ) -> Result<i64, StoreError> {
-        let k = key.as_bytes().to_vec();
-        let resp = self
-            .db
-            .txn(TxnRequest {
-                compare: vec![compare(&k, CompareTarget::ModRevision(mod_revision))],
-                success: vec![TxnOp::Put(PutRequest {
-                    key: k,
-                    value,
-                    ..Default::default()
-                })],
-                failure: vec![],
-            })
-            .await?;
-        if resp.succeeded {
-            Ok(resp.revision)
-        } else {
-            Err(StoreError::Conflict)
-        }
+        let put = TxnOp::Put(PutRequest {
+            key: key.as_bytes().to_vec(),
+            value,
+            ..Default::default()
+        });
+        self.guarded(
+            key,
+            CompareTarget::ModRevision(mod_revision),
+            put,
+            StoreError::Conflict,
+        )
+        .await
     }
 
     /// Deletes `key` if it is still at `mod_revision`.
     pub async fn delete(&self, key: &str, mod_revision: i64) -> Result<i64, StoreError> {
-        let k = key.as_bytes().to_vec();
-        let resp = self
-            .db
-            .txn(TxnRequest {
-                compare: vec![compare(&k, CompareTarget::ModRevision(mod_revision))],
-                success: vec![TxnOp::Delete(DeleteRequest {
-                    key: k,
-                    ..Default::default()
-                })],
-                failure: vec![],
-            })
-            .await?;
-        if resp.succeeded {
-            Ok(resp.revision)
-        } else {
-            Err(StoreError::Conflict)
-        }
+        let delete = TxnOp::Delete(DeleteRequest {
+            key: key.as_bytes().to_vec(),
+            ..Default::default()
+        });
+        self.guarded(
+            key,
+            CompareTarget::ModRevision(mod_revision),
+            delete,
+            StoreError::Conflict,
+        )
+        .await
     }
 
     /// The compacted revision: history before it is gone.

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{encode, scoped, served_owned, store_error, to_storage};
+use super::{scoped, served_owned, store_error};
 use crate::api::error::{success_status, ApiError};
 use crate::api::meta::{self, meta_mut};
 use crate::api::registry::Resource;
@@ -65,19 +65,8 @@ impl Api {
             if opts.dry_run {
                 return Ok(Deleted::Terminating(obj));
             }
-            let stored = to_storage(r, obj);
-            match self
-                .store
-                .update(&key, encode(stored.clone())?, mod_revision)
-                .await
-            {
-                Ok(rev) => {
-                    let mut out = served_owned(r, stored);
-                    set_resource_version(&mut out, rev);
-                    return Ok(Deleted::Terminating(out));
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(store_error(r, name, e)),
+            if let Some(out) = self.write_back(r, &key, name, obj, mod_revision).await? {
+                return Ok(Deleted::Terminating(out));
             }
         }
         Err(ApiError::modified(r, name))

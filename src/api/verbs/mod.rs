@@ -145,6 +145,33 @@ impl Api {
         }
     }
 
+    /// Stores `obj` (in this resource's version) over the version read at
+    /// `mod_revision`; `None` when another write came first.
+    async fn write_back(
+        &self,
+        r: &'static Resource,
+        key: &str,
+        name: &str,
+        obj: Value,
+        mod_revision: i64,
+    ) -> Result<Option<Value>, ApiError> {
+        let stored = to_storage(r, obj);
+        match self
+            .store
+            .update(key, encode(stored.clone())?, mod_revision)
+            .await
+        {
+            Ok(rev) => {
+                let mut out = served_owned(r, stored);
+                crate::api::store::set_resource_version(&mut out, rev);
+                tracing::debug!(resource = r.plural, name, rev, "updated");
+                Ok(Some(out))
+            }
+            Err(StoreError::Conflict) => Ok(None),
+            Err(e) => Err(store_error(r, name, e)),
+        }
+    }
+
     /// The current stored object, read from the datastore (for writes).
     async fn current(
         &self,

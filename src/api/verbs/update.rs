@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::create::check_type;
-use super::{encode, scoped, served_owned, store_error, to_storage};
+use super::{scoped, served_owned, store_error};
 use crate::api::error::ApiError;
 use crate::api::meta::{self, meta_mut};
 use crate::api::registry::Resource;
@@ -113,20 +113,10 @@ impl Api {
                     Err(e) => return Err(store_error(r, name, e)),
                 }
             }
-            let stored = to_storage(r, new);
-            match self
-                .store
-                .update(&key, encode(stored.clone())?, mod_revision)
-                .await
-            {
-                Ok(rev) => {
-                    let mut out = served_owned(r, stored);
-                    set_resource_version(&mut out, rev);
-                    tracing::debug!(resource = r.plural, name, rev, "updated");
-                    return Ok(out);
-                }
-                Err(StoreError::Conflict) if pinned.is_none() => continue,
-                Err(e) => return Err(store_error(r, name, e)),
+            match self.write_back(r, &key, name, new, mod_revision).await? {
+                Some(out) => return Ok(out),
+                None if pinned.is_none() => continue,
+                None => return Err(ApiError::modified(r, name)),
             }
         }
         Err(ApiError::modified(r, name))

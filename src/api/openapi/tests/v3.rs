@@ -61,7 +61,9 @@ fn v3_explain_deployment_spec_strategy() {
     let api = OpenApi::new(served());
     let doc = parse(&api.v3_group_version("apis/apps/v1").expect("served").0);
     let schemas = &doc["components"]["schemas"];
-    let spec_ref = schemas["io.k8s.api.apps.v1.Deployment"]["properties"]["spec"]["$ref"]
+    // Described references are wrapped in allOf, as upstream's v3.
+    let spec_ref = schemas["io.k8s.api.apps.v1.Deployment"]["properties"]["spec"]["allOf"][0]
+        ["$ref"]
         .as_str()
         .expect("ref");
     let spec = doc
@@ -70,7 +72,7 @@ fn v3_explain_deployment_spec_strategy() {
     let strategy = &spec["properties"]["strategy"];
     let strategy = doc
         .pointer(
-            strategy["$ref"]
+            strategy["allOf"][0]["$ref"]
                 .as_str()
                 .expect("ref")
                 .trim_start_matches('#'),
