@@ -85,7 +85,7 @@ fn unauthenticated_requests_get_401() {
         );
         assert_eq!(r.status, 401, "{r:?}");
     }
-    // kubectl without a client certificate
+    // kubectl without a client certificate, with a token the server does not know
     let creds = p.creds();
     let empty = p.data_dir.with_file_name("empty-kubeconfig");
     std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
@@ -97,6 +97,9 @@ fn unauthenticated_requests_get_401() {
             .arg(p.api_url())
             .arg("--certificate-authority")
             .arg(&creds.ca)
+            // Without any credential kubectl would prompt for a user name;
+            // an unknown bearer token is what a stranger sends.
+            .args(["--token", "not-a-valid-token"])
             .args(["get", "namespaces"]),
         None,
         common::CLIENT_TIMEOUT,
