@@ -260,19 +260,8 @@ async fn raw_puts(etcd_port: u16, n: usize) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
+    let Some((smoke, scale)) = common::bench_mode(0.02) else {
         return;
-    }
-    let smoke = !args.iter().any(|a| a == "--bench");
-    let scale = if smoke {
-        0.02
-    } else {
-        std::env::var("NANOKUBE_BENCH_SCALE")
-            .ok()
-            .and_then(|s| s.parse::<f64>().ok())
-            .filter(|v| *v > 0.0)
-            .unwrap_or(1.0)
     };
     let n = ((10_000.0 * scale) as usize).max(100);
     let watches = std::env::var("NANOKUBE_BENCH_WATCHES")

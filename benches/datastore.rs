@@ -39,23 +39,8 @@ impl Config {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--list") {
-        // `cargo test -- --list`: this is not a libtest harness
+    let Some((smoke, scale)) = common::bench_mode(0.01) else {
         return;
-    }
-    let smoke = !args.iter().any(|a| a == "--bench");
-    let scale = if smoke {
-        0.01
-    } else {
-        match std::env::var("NANOKUBE_BENCH_SCALE") {
-            Ok(s) => s
-                .parse::<f64>()
-                .ok()
-                .filter(|v| *v > 0.0)
-                .unwrap_or_else(|| panic!("NANOKUBE_BENCH_SCALE={s:?} is not a positive number")),
-            Err(_) => 1.0,
-        }
     };
     if !common_tool("etcd") {
         eprintln!(

@@ -776,3 +776,27 @@ pub fn poll_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> 
 
 mod kube;
 pub use kube::*;
+
+/// How a benchmark binary was started: `None` for `--list` (it is not a
+/// libtest harness), else (smoke, scale). Without `--bench` (as under
+/// `cargo test --all-targets`) it is a smoke run at `smoke_scale`; with it,
+/// `NANOKUBE_BENCH_SCALE` (default 1) scales every count.
+pub fn bench_mode(smoke_scale: f64) -> Option<(bool, f64)> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        return None;
+    }
+    let smoke = !args.iter().any(|a| a == "--bench");
+    if smoke {
+        return Some((true, smoke_scale));
+    }
+    let scale = match std::env::var("NANOKUBE_BENCH_SCALE") {
+        Ok(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|v| *v > 0.0)
+            .unwrap_or_else(|| panic!("NANOKUBE_BENCH_SCALE={s:?} is not a positive number")),
+        Err(_) => 1.0,
+    };
+    Some((false, scale))
+}

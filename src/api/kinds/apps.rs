@@ -192,12 +192,7 @@ pub(super) fn replicaset_defaults(obj: &mut Value) {
 pub(super) fn replicaset_validate(obj: &Value) -> Vec<FieldCause> {
     let mut out = Vec::new();
     let spec = obj.get("spec").unwrap_or(&Value::Null);
-    rules::non_negative("spec.replicas", spec.get("replicas"), &mut out);
-    rules::non_negative(
-        "spec.minReadySeconds",
-        spec.get("minReadySeconds"),
-        &mut out,
-    );
+    rules::replica_counts(spec, &mut out);
     selector_and_template(
         spec,
         "deployment",

@@ -235,12 +235,7 @@ pub(super) fn rc_defaults(obj: &mut Value) {
 pub(super) fn rc_validate(obj: &Value) -> Vec<FieldCause> {
     let mut out = Vec::new();
     let spec = obj.get("spec").unwrap_or(&Value::Null);
-    rules::non_negative("spec.replicas", spec.get("replicas"), &mut out);
-    rules::non_negative(
-        "spec.minReadySeconds",
-        spec.get("minReadySeconds"),
-        &mut out,
-    );
+    rules::replica_counts(spec, &mut out);
     // RC selectors are plain label maps; the apps rules read them as
     // matchLabels.
     let selector = spec

@@ -41,6 +41,12 @@ pub(super) fn non_negative(field: &str, value: Option<&Value>, out: &mut Vec<Fie
 }
 
 /// A port number field (1–65535), when present.
+/// `spec.replicas` and `spec.minReadySeconds` of a replicated workload.
+pub(super) fn replica_counts(spec: &Value, out: &mut Vec<FieldCause>) {
+    non_negative("spec.replicas", spec.get("replicas"), out);
+    non_negative("spec.minReadySeconds", spec.get("minReadySeconds"), out);
+}
+
 pub(super) fn port_number(field: &str, value: &Value, out: &mut Vec<FieldCause>) {
     if !value.as_i64().is_some_and(|p| (1..=65535).contains(&p)) {
         out.push(v::invalid(field, value, PORT_RANGE));
