@@ -140,6 +140,29 @@ pub struct ServerArgs {
     /// Run only the control plane: no node agent on this machine
     #[arg(long, env = "NANOKUBE_DISABLE_AGENT")]
     pub disable_agent: bool,
+    /// Join token (default: created on first start, kept in <data-dir>/server/token)
+    #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Pod network; each node gets a /24 of it
+    #[arg(long, env = "NANOKUBE_CLUSTER_CIDR", default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Seconds without a node Lease renewal before the node is marked NotReady (Unknown)
+    #[arg(long, env = "NANOKUBE_NODE_MONITOR_GRACE_PERIOD", default_value_t = 40)]
+    pub node_monitor_grace_period: u64,
+    /// tolerationSeconds added to pods for the node.kubernetes.io/not-ready:NoExecute taint
+    #[arg(
+        long,
+        env = "NANOKUBE_DEFAULT_NOT_READY_TOLERATION_SECONDS",
+        default_value_t = 300
+    )]
+    pub default_not_ready_toleration_seconds: i64,
+    /// tolerationSeconds added to pods for the node.kubernetes.io/unreachable:NoExecute taint
+    #[arg(
+        long,
+        env = "NANOKUBE_DEFAULT_UNREACHABLE_TOLERATION_SECONDS",
+        default_value_t = 300
+    )]
+    pub default_unreachable_toleration_seconds: i64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -152,6 +175,18 @@ pub struct AgentArgs {
     /// Join token
     #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Node name (default: the host name); with --hollow, the prefix of the hollow nodes' names
+    #[arg(long, env = "NANOKUBE_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Register fake nodes that run pods without containers (for tests and scale benchmarks, like kubemark)
+    #[arg(long)]
+    pub hollow: bool,
+    /// How many hollow nodes to register
+    #[arg(long, default_value_t = 1)]
+    pub hollow_nodes: usize,
+    /// Seconds a hollow pod that is meant to finish (restartPolicy Never/OnFailure) runs before it exits
+    #[arg(long, default_value_t = 3.0)]
+    pub hollow_run_seconds: f64,
 }
 
 #[derive(Debug, Clone, Args)]

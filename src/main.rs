@@ -8,6 +8,7 @@ mod controllers;
 mod datastore;
 mod etcd;
 mod pki;
+mod scheduler;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -212,7 +213,17 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     api.bootstrap(advertise, args.https_listen_port)
         .await
         .context("creating the default namespaces and the kubernetes service")?;
-    controllers::start(api.clone());
+    controllers::start(
+        api.clone(),
+        controllers::Settings {
+            cluster_cidr: args.cluster_cidr.clone(),
+            node_monitor_grace_period: std::time::Duration::from_secs(
+                args.node_monitor_grace_period,
+            ),
+            ..Default::default()
+        },
+    );
+    scheduler::start(api.clone());
     let apiserver = apiserver::Server::new(
         api.clone(),
         format!("{advertise}:{}", args.https_listen_port),

@@ -7,7 +7,7 @@ mod bootstrap;
 mod convert;
 mod error;
 mod kinds;
-mod meta;
+pub mod meta;
 mod options;
 mod store;
 mod verbs;

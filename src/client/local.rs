@@ -98,6 +98,26 @@ impl Client for Local {
             .await?)
     }
 
+    async fn create_subresource(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        name: &str,
+        sub: &str,
+        obj: Value,
+    ) -> Result<Value, ClientError> {
+        let r = self.resource(res)?;
+        let opts = WriteOptions::default();
+        match sub {
+            "binding" => Ok(self.api.bind(r, ns, name, &obj, &opts).await?),
+            "eviction" => Ok(self.api.evict(r, ns, name, &obj).await?),
+            other => Err(ClientError::UnknownResource(format!(
+                "{}/{}/{}/{other}",
+                res.group, res.version, res.plural
+            ))),
+        }
+    }
+
     async fn update(
         &self,
         res: &ResourceId,

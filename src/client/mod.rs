@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 mod local;
+mod recorder;
 mod remote;
 
 use std::future::Future;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use local::Local;
+pub use recorder::{EventType, Recorder};
 #[allow(unused_imports)] // the remote agent (multi-node issue) is its user
 pub use remote::{Remote, RemoteConfig};
 
@@ -148,6 +150,15 @@ pub trait Client: Send + Sync + 'static {
         &self,
         res: &ResourceId,
         ns: Option<&str>,
+        obj: Value,
+    ) -> impl Future<Output = Result<Value, ClientError>> + Send;
+    /// POSTs to a subresource of an object: pods/binding, pods/eviction.
+    fn create_subresource(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        name: &str,
+        sub: &str,
         obj: Value,
     ) -> impl Future<Output = Result<Value, ClientError>> + Send;
     /// Replaces an object (or its `status` with `subresource`).

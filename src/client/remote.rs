@@ -523,6 +523,18 @@ impl Client for Remote {
         self.object(Method::POST, path, Some((&obj, JSON))).await
     }
 
+    async fn create_subresource(
+        &self,
+        res: &ResourceId,
+        ns: Option<&str>,
+        name: &str,
+        sub: &str,
+        obj: Value,
+    ) -> Result<Value> {
+        let path = object_path(res, ns, name, Some(sub))?;
+        self.object(Method::POST, path, Some((&obj, JSON))).await
+    }
+
     async fn update(
         &self,
         res: &ResourceId,

@@ -1,15 +1,64 @@
 //! Control loops running inside the server process, each reading the shared
-//! watch cache through the in-process client.
+//! watch cache through the in-process client. `runtime/` has the queues,
+//! event sources and workers; one file per controller.
 
 mod namespace;
+mod objects;
+mod runtime;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api::Api;
-use crate::client::Local;
+use crate::client::{ClientError, Local};
 
-/// Starts the controllers; they run until the runtime shuts down.
-pub fn start(api: Arc<Api>) {
+/// The controllers' error: what a reconcile can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// An object that cannot be acted on as it is (bad selector, bad template).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Client(e) if e.is_conflict())
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Client(e) if e.is_not_found())
+    }
+}
+
+/// Tunables of the control loops (server flags).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Pod network; each node gets a /`node_cidr_mask_size` of it.
+    pub cluster_cidr: String,
+    pub node_cidr_mask_size: u8,
+    /// A node whose Lease is older than this is marked Unknown and tainted.
+    pub node_monitor_grace_period: Duration,
+    /// Terminated pods kept before the oldest are deleted.
+    pub terminated_pod_gc_threshold: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            cluster_cidr: "10.42.0.0/16".into(),
+            node_cidr_mask_size: 24,
+            node_monitor_grace_period: Duration::from_secs(40),
+            terminated_pod_gc_threshold: 12500,
+        }
+    }
+}
+
+/// Starts the controllers; they run until the runtime shuts down. A single
+/// server is the leader without writing anything (nothing to elect).
+pub fn start(api: Arc<Api>, settings: Settings) {
     let client = Local::new(api);
+    let _ = &settings;
     tokio::spawn(namespace::run(client));
 }
