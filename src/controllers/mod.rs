@@ -2,15 +2,33 @@
 //! watch cache through the in-process client. `runtime/` has the queues,
 //! event sources and workers; one file per controller.
 
+mod cronjob;
+mod daemonset;
+mod deployment;
+mod disruption;
+mod endpoints;
+mod endpointslice;
+mod garbage_collector;
+mod job;
 mod namespace;
+mod node_ipam;
+mod node_lifecycle;
 mod objects;
+mod pod_gc;
+mod pv_binder;
+mod replicaset;
+mod replicationcontroller;
+mod resourcequota;
 mod runtime;
+mod serviceaccount;
+mod statefulset;
+mod ttl_after_finished;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::Api;
-use crate::client::{ClientError, Local};
+use crate::client::{ClientError, Local, Recorder};
 
 /// The controllers' error: what a reconcile can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +76,45 @@ impl Default for Settings {
 /// Starts the controllers; they run until the runtime shuts down. A single
 /// server is the leader without writing anything (nothing to elect).
 pub fn start(api: Arc<Api>, settings: Settings) {
-    let client = Local::new(api);
-    let _ = &settings;
-    tokio::spawn(namespace::run(client));
+    let ctx = Ctx {
+        client: Local::new(api),
+        settings: Arc::new(settings),
+    };
+    tokio::spawn(namespace::run(ctx.client.clone()));
+    for start in [
+        replicaset::start,
+        replicationcontroller::start,
+        deployment::start,
+        statefulset::start,
+        daemonset::start,
+        job::start,
+        cronjob::start,
+        ttl_after_finished::start,
+        garbage_collector::start,
+        pod_gc::start,
+        endpoints::start,
+        endpointslice::start,
+        serviceaccount::start,
+        node_lifecycle::start,
+        node_ipam::start,
+        pv_binder::start,
+        resourcequota::start,
+        disruption::start,
+    ] {
+        start(&ctx);
+    }
+}
+
+/// What every controller gets: the in-process client and the settings.
+#[derive(Clone)]
+pub struct Ctx {
+    pub client: Local,
+    pub settings: Arc<Settings>,
+}
+
+impl Ctx {
+    /// An event recorder reporting as `component` (e.g. "replicaset-controller").
+    pub fn recorder(&self, component: &str) -> Recorder {
+        Recorder::new(self.client.clone(), component)
+    }
 }

@@ -1,0 +1,7 @@
+//! The disruption controller: PodDisruptionBudget status.
+
+use super::Ctx;
+
+pub fn start(ctx: &Ctx) {
+    let _ = ctx;
+}

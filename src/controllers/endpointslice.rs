@@ -1,0 +1,7 @@
+//! The endpointslice controller: EndpointSlices of Services.
+
+use super::Ctx;
+
+pub fn start(ctx: &Ctx) {
+    let _ = ctx;
+}

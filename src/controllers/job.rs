@@ -1,0 +1,7 @@
+//! The job controller: Jobs.
+
+use super::Ctx;
+
+pub fn start(ctx: &Ctx) {
+    let _ = ctx;
+}

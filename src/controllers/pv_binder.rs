@@ -1,0 +1,7 @@
+//! The pv binder controller: PersistentVolumeClaim to PersistentVolume binding.
+
+use super::Ctx;
+
+pub fn start(ctx: &Ctx) {
+    let _ = ctx;
+}
