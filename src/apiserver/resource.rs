@@ -30,7 +30,20 @@ fn is_streaming(sub: &str) -> bool {
 
 pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, ApiError> {
     let warnings = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let mut resp = dispatch(api, call, warnings.clone()).await?;
+    let watching = call.query.is_watch() || call.path.watch_prefix;
+    let verb = verb_label(call.method, call.path.name.is_some(), watching);
+    let resource = call.path.plural.clone();
+    let started = std::time::Instant::now();
+    let result = dispatch(api, call, warnings.clone()).await;
+    if verb != "WATCH" {
+        crate::metrics::observe(
+            verb,
+            &resource,
+            crate::metrics::Origin::Http,
+            started.elapsed(),
+        );
+    }
+    let mut resp = result?;
     let list = warnings.lock().map(|w| w.clone()).unwrap_or_default();
     for w in list {
         // Go's %q of the message, as upstream's warning headers.
@@ -40,6 +53,21 @@ pub async fn handle(api: &Arc<Api>, call: Call<'_>) -> Result<Response<Body>, Ap
         }
     }
     Ok(resp)
+}
+
+/// The verb label of upstream's request metrics.
+fn verb_label(method: &Method, named: bool, watching: bool) -> &'static str {
+    match (method, named) {
+        _ if watching => "WATCH",
+        (&Method::GET, false) => "LIST",
+        (&Method::GET, true) => "GET",
+        (&Method::POST, _) => "POST",
+        (&Method::PUT, _) => "PUT",
+        (&Method::PATCH, _) => "PATCH",
+        (&Method::DELETE, false) => "DELETECOLLECTION",
+        (&Method::DELETE, true) => "DELETE",
+        _ => "OTHER",
+    }
 }
 
 async fn dispatch(

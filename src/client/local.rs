@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::metrics::Origin;
+
 use super::{Client, ClientError, Event, EventStream, ObjectList, PatchType, ResourceId};
 use crate::api::{
     Api, DeleteOptions, ListOptions, Resource, WatchOptions, WatchStream, WriteOptions,
@@ -48,6 +50,18 @@ impl Local {
     }
 }
 
+/// Runs one in-process call, recording its latency like an HTTP request's.
+async fn timed<T>(
+    verb: &'static str,
+    res: &ResourceId,
+    call: impl std::future::Future<Output = T>,
+) -> T {
+    let started = std::time::Instant::now();
+    let out = call.await;
+    crate::metrics::observe(verb, &res.plural, Origin::InProcess, started.elapsed());
+    out
+}
+
 pub struct LocalWatch(WatchStream);
 
 impl EventStream for LocalWatch {
@@ -69,7 +83,8 @@ impl Client for Local {
         ns: Option<&str>,
         name: &str,
     ) -> Result<Arc<Value>, ClientError> {
-        Ok(self.api.get(self.resource(res)?, ns, name).await?)
+        let r = self.resource(res)?;
+        Ok(timed("GET", res, self.api.get(r, ns, name)).await?)
     }
 
     async fn list(
@@ -78,7 +93,8 @@ impl Client for Local {
         ns: Option<&str>,
         opts: &ListOptions,
     ) -> Result<ObjectList, ClientError> {
-        let l = self.api.list(self.resource(res)?, ns, opts).await?;
+        let r = self.resource(res)?;
+        let l = timed("LIST", res, self.api.list(r, ns, opts)).await?;
         Ok(ObjectList {
             items: l.items,
             resource_version: l.resource_version.to_string(),
@@ -92,10 +108,9 @@ impl Client for Local {
         ns: Option<&str>,
         obj: Value,
     ) -> Result<Value, ClientError> {
-        Ok(self
-            .api
-            .create(self.resource(res)?, ns, obj, &WriteOptions::default())
-            .await?)
+        let r = self.resource(res)?;
+        let opts = WriteOptions::default();
+        Ok(timed("POST", res, self.api.create(r, ns, obj, &opts)).await?)
     }
 
     async fn create_subresource(
@@ -109,8 +124,8 @@ impl Client for Local {
         let r = self.resource(res)?;
         let opts = WriteOptions::default();
         match sub {
-            "binding" => Ok(self.api.bind(r, ns, name, &obj, &opts).await?),
-            "eviction" => Ok(self.api.evict(r, ns, name, &obj).await?),
+            "binding" => Ok(timed("POST", res, self.api.bind(r, ns, name, &obj, &opts)).await?),
+            "eviction" => Ok(timed("POST", res, self.api.evict(r, ns, name, &obj)).await?),
             other => Err(ClientError::UnknownResource(format!(
                 "{}/{}/{}/{other}",
                 res.group, res.version, res.plural
@@ -129,9 +144,18 @@ impl Client for Local {
         let r = self.resource(res)?;
         let opts = WriteOptions::default();
         Ok(match subresource {
-            Some("scale") => self.api.update_scale(r, ns, name, obj, &opts).await?,
-            Some("finalize") => self.api.finalize_namespace(r, name, &obj, &opts).await?,
-            sub => self.api.update(r, ns, name, obj, sub, &opts).await?,
+            Some("scale") => {
+                timed("PUT", res, self.api.update_scale(r, ns, name, obj, &opts)).await?
+            }
+            Some("finalize") => {
+                timed(
+                    "PUT",
+                    res,
+                    self.api.finalize_namespace(r, name, &obj, &opts),
+                )
+                .await?
+            }
+            sub => timed("PUT", res, self.api.update(r, ns, name, obj, sub, &opts)).await?,
         })
     }
 
@@ -146,18 +170,11 @@ impl Client for Local {
     ) -> Result<Value, ClientError> {
         let body = serde_json::to_vec(patch).map_err(|e| ClientError::Decode(e.to_string()))?;
         let r = self.resource(res)?;
-        Ok(self
+        let opts = WriteOptions::default();
+        let call = self
             .api
-            .patch(
-                r,
-                ns,
-                name,
-                patch_type,
-                &body,
-                subresource,
-                &WriteOptions::default(),
-            )
-            .await?)
+            .patch(r, ns, name, patch_type, &body, subresource, &opts);
+        Ok(timed("PATCH", res, call).await?)
     }
 
     async fn delete(
@@ -167,7 +184,8 @@ impl Client for Local {
         name: &str,
         opts: &DeleteOptions,
     ) -> Result<(), ClientError> {
-        self.api.delete(self.resource(res)?, ns, name, opts).await?;
+        let r = self.resource(res)?;
+        timed("DELETE", res, self.api.delete(r, ns, name, opts)).await?;
         Ok(())
     }
 

@@ -192,6 +192,26 @@ impl Cache {
         )
     }
 
+    /// Replaces a stored object without an event (a held heartbeat, see
+    /// `heartbeat.rs`) if it is still at `revision`; false otherwise.
+    pub fn replace_quietly(&self, suffix: &str, object: Arc<Value>, revision: i64) -> bool {
+        let mut inner = self.lock();
+        let Some(stored) = inner.objects.get_mut(suffix) else {
+            return false;
+        };
+        let current = stored
+            .object
+            .get("metadata")
+            .and_then(|m| m.get("resourceVersion"))
+            .and_then(Value::as_str)
+            .and_then(|v| v.parse::<i64>().ok());
+        if current != Some(revision) {
+            return false;
+        }
+        stored.object = object;
+        true
+    }
+
     pub fn get(&self, suffix: &str) -> Option<Stored> {
         self.lock().objects.get(suffix).cloned()
     }

@@ -8,6 +8,7 @@
 
 mod cache;
 mod feeder;
+mod heartbeat;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 
 pub use cache::{CacheEvent, EventType};
+pub use heartbeat::only_renewal;
 
 use crate::datastore::{
     Backend, Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RangeRequest,
@@ -63,6 +65,7 @@ pub struct Store {
     caches: HashMap<String, Arc<cache::Cache>>,
     revision: watch::Receiver<i64>,
     progress: mpsc::Sender<()>,
+    heartbeats: heartbeat::Heartbeats,
 }
 
 /// Sets `metadata.resourceVersion` (stored bytes never carry it).
@@ -77,12 +80,15 @@ impl Store {
     /// and starts the feeder. Returns when the caches are filled.
     pub async fn open(db: Arc<Db>, storages: &[&str]) -> Result<Arc<Store>, StoreError> {
         let (caches, revision, progress) = feeder::start(db.clone(), storages).await?;
-        Ok(Arc::new(Store {
+        let store = Arc::new(Store {
             db,
             caches,
             revision,
             progress,
-        }))
+            heartbeats: Default::default(),
+        });
+        heartbeat::start_flusher(Arc::downgrade(&store));
+        Ok(store)
     }
 
     pub fn db(&self) -> &Arc<Db> {
