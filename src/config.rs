@@ -143,6 +143,9 @@ pub struct ServerArgs {
     /// Join token (default: created on first start, kept in <data-dir>/server/token)
     #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Elect one server to run the controllers and the scheduler (for several servers sharing one datastore)
+    #[arg(long, env = "NANOKUBE_LEADER_ELECT")]
+    pub leader_elect: bool,
     /// Pod network; each node gets a /24 of it
     #[arg(long, env = "NANOKUBE_CLUSTER_CIDR", default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,
@@ -187,6 +190,15 @@ pub struct AgentArgs {
     /// Seconds a hollow pod that is meant to finish (restartPolicy Never/OnFailure) runs before it exits
     #[arg(long, default_value_t = 3.0)]
     pub hollow_run_seconds: f64,
+    /// CPU capacity of each hollow node
+    #[arg(long, default_value = "4")]
+    pub hollow_cpu: String,
+    /// Memory capacity of each hollow node
+    #[arg(long, default_value = "8Gi")]
+    pub hollow_memory: String,
+    /// Pod capacity of each hollow node
+    #[arg(long, default_value_t = 110)]
+    pub hollow_pods: u32,
 }
 
 #[derive(Debug, Clone, Args)]

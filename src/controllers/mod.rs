@@ -60,6 +60,10 @@ pub struct Settings {
     pub node_monitor_grace_period: Duration,
     /// Terminated pods kept before the oldest are deleted.
     pub terminated_pod_gc_threshold: usize,
+    /// Elect one server to run the loops (several servers, one datastore).
+    pub leader_elect: bool,
+    /// This server's name in the election.
+    pub identity: String,
 }
 
 impl Default for Settings {
@@ -69,6 +73,8 @@ impl Default for Settings {
             node_cidr_mask_size: 24,
             node_monitor_grace_period: Duration::from_secs(40),
             terminated_pod_gc_threshold: 12500,
+            leader_elect: false,
+            identity: String::new(),
         }
     }
 }
@@ -80,6 +86,27 @@ pub fn start(api: Arc<Api>, settings: Settings) {
         client: Local::new(api),
         settings: Arc::new(settings),
     };
+    tokio::spawn(async move {
+        if ctx.settings.leader_elect {
+            let identity = format!("{}_{}", ctx.settings.identity, crate::api::meta::new_uid());
+            let mut elector = runtime::Elector::new(ctx.client.clone(), LEADER_LEASE, &identity);
+            elector.acquire().await;
+            tokio::spawn(async move {
+                elector.keep().await;
+                // Upstream's controller manager exits too: two leaders
+                // would fight over every object.
+                tracing::error!("lost the controllers' leader lease; exiting");
+                std::process::exit(1);
+            });
+        }
+        start_loops(&ctx);
+    });
+}
+
+/// The Lease in kube-system the servers elect a leader with.
+const LEADER_LEASE: &str = "nanokube-controllers";
+
+fn start_loops(ctx: &Ctx) {
     tokio::spawn(namespace::run(ctx.client.clone()));
     for start in [
         replicaset::start,
@@ -101,7 +128,7 @@ pub fn start(api: Arc<Api>, settings: Settings) {
         resourcequota::start,
         disruption::start,
     ] {
-        start(&ctx);
+        start(ctx);
     }
 }
 
