@@ -2,6 +2,7 @@
 //! HTTP/1.1 and HTTP/2, routing to discovery, OpenAPI, health and the
 //! resource handlers over [`crate::api::Api`].
 
+mod auth;
 mod codec;
 mod discovery;
 mod health;
@@ -29,6 +30,8 @@ use crate::pki::{client_identity, ClientIdentity};
 use codec::{Body, Output};
 use route::Route;
 
+pub use auth::Join;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("accepting connections failed: {0}")]
@@ -42,10 +45,17 @@ pub struct Server {
     /// How clients reach us, for /api's serverAddressByClientCIDRs.
     address: String,
     started: Instant,
+    /// Join-token authentication and the CA served at `/cacerts`.
+    join: Join,
 }
 
 impl Server {
     pub fn new(api: Arc<Api>, address: String) -> Arc<Server> {
+        Self::with_join(api, address, Join::default())
+    }
+
+    /// A server that also accepts the cluster join token as a bearer token.
+    pub fn with_join(api: Arc<Api>, address: String, join: Join) -> Arc<Server> {
         let kinds = api
             .registry()
             .all()
@@ -73,6 +83,7 @@ impl Server {
             api,
             address,
             started: Instant::now(),
+            join,
         })
     }
 }
@@ -192,6 +203,14 @@ impl Server {
         if let Route::HealthCheck(kind, check) = &route {
             return Ok(health::respond(self, kind, false, Some(check)));
         }
+        if req.uri().path() == "/cacerts" && req.method() == Method::GET {
+            // Unauthenticated, as in k3s: the agent checks it against its
+            // token's hash before trusting anything from this server.
+            if let Some(pem) = &self.join.ca_pem {
+                return Ok(codec::raw(200, pem.clone(), "text/plain"));
+            }
+        }
+        let identity = identity.or_else(|| self.join.identify(req.headers()));
         if identity.is_none() {
             return Err(ApiError::Unauthorized);
         }

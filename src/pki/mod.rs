@@ -12,6 +12,7 @@ mod issue;
 mod kubeconfig;
 mod names;
 mod tls;
+mod token;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ pub use names::{local_addresses, serving_names, ServingNames};
 // The HTTPS listener (API-server issue) authenticates clients with these.
 #[allow(unused_imports)]
 pub use tls::{client_identity, ClientIdentity};
+pub use token::{ca_hash, ensure_server_token, secrets_equal, JoinToken};
 
 /// Everything that can go wrong in the PKI.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum Error {
     Mode(String),
     #[error("building the tls configuration: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("join token: {0}")]
+    Token(String),
     #[error("building the client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }

@@ -89,6 +89,8 @@ pub enum Kind {
     Datastore,
     Server,
     Etcd,
+    /// `nanokube agent` (see `hollow.rs`).
+    Agent,
 }
 
 /// A server process under test; killed (SIGKILL + wait) on drop.
@@ -800,3 +802,4 @@ pub fn bench_mode(smoke_scale: f64) -> Option<(bool, f64)> {
     };
     Some((false, scale))
 }
+pub mod hollow;

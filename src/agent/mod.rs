@@ -1,0 +1,81 @@
+//! `nanokube agent`: joins a machine to a cluster. Today only hollow nodes
+//! exist (fake nodes that "run" pods without containers, like kubemark's
+//! hollow kubelets), for tests and scale benchmarks; the real node agent
+//! (kubelet, proxy, pod network) comes later.
+//!
+//! Joining follows k3s: fetch the server CA from `/cacerts` without
+//! trusting it, check its SHA-256 against the hash in the join token, then
+//! talk to the API over TLS verified by that CA, with the token as bearer.
+
+mod hollow;
+mod join;
+
+use std::future::Future;
+
+use crate::client::ClientError;
+use crate::config::AgentArgs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the node agent is not available yet: only `nanokube agent --hollow` (fake nodes for tests and benchmarks) is built")]
+    NotBuilt,
+    #[error("--server is required with --hollow: the URL of the server to join, e.g. --server https://10.0.0.1:6443")]
+    MissingServer,
+    #[error("--token is required: the join token from the server's <data-dir>/server/token")]
+    MissingToken,
+    #[error("invalid join token: {0}")]
+    Token(#[from] crate::pki::Error),
+    #[error("invalid server URL {0:?}: expected https://host:port")]
+    ServerUrl(String),
+    #[error("fetching the server CA from {url}: {message}")]
+    CaFetch { url: String, message: String },
+    #[error("the server's CA certificate (sha256 {actual}) does not match the CA hash in the join token ({expected}): the token belongs to another cluster or someone may be in the middle (possible man-in-the-middle attack); refusing to join")]
+    CaMismatch { expected: String, actual: String },
+    #[error("the server refused the join token (401 Unauthorized): check --token")]
+    Unauthorized,
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    #[error("invalid setting: {0}")]
+    Invalid(String),
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(args: AgentArgs, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    if !args.hollow {
+        return Err(Error::NotBuilt);
+    }
+    let server = args.server.clone().ok_or(Error::MissingServer)?;
+    let token = args.token.clone().ok_or(Error::MissingToken)?;
+    if args.hollow_nodes == 0 {
+        return Err(Error::Invalid("--hollow-nodes must be at least 1".into()));
+    }
+    if !(args.hollow_run_seconds.is_finite() && args.hollow_run_seconds >= 0.0) {
+        return Err(Error::Invalid(
+            "--hollow-run-seconds must be a number of seconds".into(),
+        ));
+    }
+    let client = join::connect(&server, &token).await?;
+    let prefix = args
+        .node_name
+        .clone()
+        .unwrap_or_else(hostname)
+        .to_ascii_lowercase();
+    let settings = hollow::Settings {
+        prefix,
+        nodes: args.hollow_nodes,
+        cpu: args.hollow_cpu.clone(),
+        memory: args.hollow_memory.clone(),
+        pods: args.hollow_pods,
+        run_seconds: args.hollow_run_seconds,
+    };
+    hollow::run(client, settings, shutdown).await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "nanokube".into())
+}
