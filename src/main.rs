@@ -1,5 +1,6 @@
 //! nanokube: a whole Kubernetes distribution in one executable.
 
+mod agent;
 mod api;
 mod apiserver;
 mod client;
@@ -50,11 +51,8 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Agent(args) => {
             init_logging(&args.common);
-            // The node agent (kubelet, proxy, pod network) is built by the
-            // agent issues; until then say so instead of pretending.
-            anyhow::bail!(
-                "the node agent is not part of this build yet; run `nanokube server` for the control plane"
-            )
+            runtime()?.block_on(agent::run(args, shutdown_signal()))?;
+            Ok(())
         }
     }
 }
@@ -173,6 +171,22 @@ fn ensure_pki(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<pki:
     Ok(pki)
 }
 
+/// Creates or reuses the join token (never logged: only its path is).
+fn join_setup(
+    args: &config::ServerArgs,
+    server_dir: &Path,
+    pki: &pki::Pki,
+) -> anyhow::Result<apiserver::Join> {
+    let token = pki::ensure_server_token(server_dir, &pki.server_ca_cert(), args.token.as_deref())?;
+    tracing::info!(path = %token.path.display(), "join token ready");
+    let ca = pki.server_ca_cert();
+    let ca_pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
+    Ok(apiserver::Join {
+        secret: Some(token.secret),
+        ca_pem: Some(ca_pem.into()),
+    })
+}
+
 /// The address other machines and pods reach the API server at.
 fn advertise_address(args: &config::ServerArgs) -> std::net::IpAddr {
     if !args.bind_address.is_unspecified() && !args.bind_address.is_loopback() {
@@ -224,9 +238,11 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         },
     );
     scheduler::start(api.clone());
-    let apiserver = apiserver::Server::new(
+    let join = join_setup(&args, &server_dir, &pki)?;
+    let apiserver = apiserver::Server::with_join(
         api.clone(),
         format!("{advertise}:{}", args.https_listen_port),
+        join,
     );
     if !args.disable_agent {
         tracing::info!(
