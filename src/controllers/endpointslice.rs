@@ -1,7 +1,0 @@
-//! The endpointslice controller: EndpointSlices of Services.
-
-use super::Ctx;
-
-pub fn start(ctx: &Ctx) {
-    let _ = ctx;
-}

@@ -1,7 +1,0 @@
-//! The job controller: Jobs.
-
-use super::Ctx;
-
-pub fn start(ctx: &Ctx) {
-    let _ = ctx;
-}

@@ -1,7 +1,0 @@
-//! The statefulset controller: StatefulSets.
-
-use super::Ctx;
-
-pub fn start(ctx: &Ctx) {
-    let _ = ctx;
-}
