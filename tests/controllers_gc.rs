@@ -315,3 +315,158 @@ fn pods_of_a_deleted_node_are_collected() {
         "unscheduled live pods are kept"
     );
 }
+
+fn web_pod(k: &Kubectl, name: &str, finalizers: &str) {
+    k.create_yaml(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: default\n  labels: {{app: web}}\n  finalizers: {finalizers}\nspec:\n  schedulerName: nobody\n  containers:\n  - name: c\n    image: busybox\n    ports: [{{name: http, containerPort: 8080}}]\n"
+    ));
+}
+
+fn set_status(k: &Kubectl, pod: &str, ip: &str, ready: bool) {
+    let ready = if ready { "True" } else { "False" };
+    let patch = format!(
+        r#"{{"status":{{"phase":"Running","podIP":"{ip}","podIPs":[{{"ip":"{ip}"}}],"conditions":[{{"type":"Ready","status":"{ready}"}}]}}}}"#
+    );
+    k.ok(&[
+        "patch",
+        "pod",
+        pod,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &patch,
+    ]);
+}
+
+fn ips(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["ip"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn web_slices(k: &Kubectl) -> Vec<Value> {
+    k.json(&[
+        "get",
+        "endpointslices",
+        "-l",
+        "kubernetes.io/service-name=web",
+    ])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn endpoints_and_slices_follow_pods() {
+    let p = Proc::server();
+    let k = p.kubectl(KUBECTL_NEWEST);
+    web_pod(&k, "web-1", "[]");
+    web_pod(&k, "web-2", "[example.com/hold]");
+    k.create_yaml(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: default\n  labels: {tier: front}\nspec:\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: http}]\n",
+    );
+    set_status(&k, "web-1", "10.42.0.11", true);
+    set_status(&k, "web-2", "10.42.0.12", false);
+    wait_for(
+        &p,
+        TIMEOUT,
+        "endpoints with a ready and a not-ready address",
+        || {
+            get(&k, &["endpoints", "web"]).is_some_and(|ep| {
+                let s = &ep["subsets"][0];
+                ips(&s["addresses"]) == ["10.42.0.11"]
+                    && ips(&s["notReadyAddresses"]) == ["10.42.0.12"]
+            })
+        },
+    );
+    let ep = k.json(&["get", "endpoints", "web"]);
+    let subset = &ep["subsets"][0];
+    assert_eq!(
+        subset["ports"],
+        serde_json::json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(subset["addresses"][0]["targetRef"]["kind"], "Pod");
+    assert_eq!(subset["addresses"][0]["targetRef"]["name"], "web-1");
+    assert_eq!(ep["metadata"]["labels"]["tier"], "front");
+    assert!(
+        ep["metadata"]["annotations"]["endpoints.kubernetes.io/last-change-trigger-time"]
+            .is_string()
+    );
+
+    wait_for(&p, TIMEOUT, "one slice with both pods", || {
+        let s = web_slices(&k);
+        s.len() == 1 && s[0]["endpoints"].as_array().is_some_and(|e| e.len() == 2)
+    });
+    let slice = &web_slices(&k)[0];
+    assert!(slice["metadata"]["name"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("web-") && n.len() == 9));
+    assert_eq!(slice["addressType"], "IPv4");
+    assert_eq!(
+        slice["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"],
+        "endpointslice-controller.k8s.io"
+    );
+    assert_eq!(slice["metadata"]["ownerReferences"][0]["kind"], "Service");
+    assert_eq!(
+        slice["ports"],
+        serde_json::json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
+    );
+    let rv = slice["metadata"]["resourceVersion"].clone();
+
+    // A terminating pod leaves Endpoints but stays in the slice as terminating.
+    k.ok(&["delete", "pod", "web-2", "--wait=false"]);
+    wait_for(
+        &p,
+        TIMEOUT,
+        "the terminating pod to leave the endpoints",
+        || {
+            get(&k, &["endpoints", "web"]).is_some_and(|ep| {
+                ep["subsets"][0]["notReadyAddresses"].is_null()
+                    && ips(&ep["subsets"][0]["addresses"]) == ["10.42.0.11"]
+            })
+        },
+    );
+    wait_for(&p, TIMEOUT, "the slice to mark it terminating", || {
+        web_slices(&k).first().is_some_and(|s| {
+            s["endpoints"].as_array().into_iter().flatten().any(|e| {
+                e["targetRef"]["name"] == "web-2"
+                    && e["conditions"] == serde_json::json!({"ready": false, "serving": false, "terminating": true})
+            })
+        })
+    });
+    let updated = &web_slices(&k)[0];
+    assert_ne!(
+        updated["metadata"]["resourceVersion"], rv,
+        "updated in place"
+    );
+    assert_eq!(updated["metadata"]["name"], slice["metadata"]["name"]);
+    k.ok(&[
+        "patch",
+        "pod",
+        "web-2",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+
+    // The service going takes its Endpoints and slices along.
+    k.ok(&["delete", "service", "web"]);
+    wait_for(
+        &p,
+        TIMEOUT,
+        "endpoints and slices to go with the service",
+        || get(&k, &["endpoints", "web"]).is_none() && web_slices(&k).is_empty(),
+    );
+    let kubernetes = k.json(&["get", "endpoints", "kubernetes"]);
+    assert!(
+        kubernetes["subsets"][0]["addresses"].is_array(),
+        "the API's own endpoints are left alone"
+    );
+}
