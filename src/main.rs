@@ -8,6 +8,7 @@ mod config;
 mod controllers;
 mod datastore;
 mod etcd;
+mod metrics;
 mod pki;
 mod scheduler;
 
@@ -227,6 +228,10 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     api.bootstrap(advertise, args.https_listen_port)
         .await
         .context("creating the default namespaces and the kubernetes service")?;
+    api.set_toleration_defaults(
+        args.default_not_ready_toleration_seconds,
+        args.default_unreachable_toleration_seconds,
+    );
     controllers::start(
         api.clone(),
         controllers::Settings {
@@ -234,10 +239,11 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
             node_monitor_grace_period: std::time::Duration::from_secs(
                 args.node_monitor_grace_period,
             ),
+            leader_elect: args.leader_elect,
+            identity: hostname(),
             ..Default::default()
         },
     );
-    scheduler::start(api.clone());
     let join = join_setup(&args, &server_dir, &pki)?;
     let apiserver = apiserver::Server::with_join(
         api.clone(),

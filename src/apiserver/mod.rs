@@ -295,6 +295,11 @@ impl Server {
                 }
                 None => Ok(Some(codec::raw(406, Bytes::new(), "text/plain"))),
             },
+            Route::Metrics => Ok(Some(codec::raw(
+                200,
+                crate::metrics::render().into(),
+                "text/plain; version=0.0.4; charset=utf-8",
+            ))),
             Route::OpenApiV3Index => Ok(Some(codec::raw(
                 200,
                 self.openapi.v3_index(),

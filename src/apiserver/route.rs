@@ -4,6 +4,7 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Version,
+    Metrics,
     Health(&'static str),
     HealthCheck(&'static str, String),
     LegacyRoot,
@@ -38,6 +39,7 @@ pub fn parse(path: &str) -> Route {
     let segs: Vec<&str> = path.split('/').skip(1).collect();
     match segs.as_slice() {
         ["version"] => Route::Version,
+        ["metrics"] => Route::Metrics,
         ["healthz"] => Route::Health("healthz"),
         ["livez"] => Route::Health("livez"),
         ["readyz"] => Route::Health("readyz"),

@@ -79,11 +79,11 @@ impl Default for Settings {
     }
 }
 
-/// Starts the controllers; they run until the runtime shuts down. A single
+/// Starts the controllers and the scheduler; they run until the runtime shuts down. A single
 /// server is the leader without writing anything (nothing to elect).
 pub fn start(api: Arc<Api>, settings: Settings) {
     let ctx = Ctx {
-        client: Local::new(api),
+        client: Local::new(api.clone()),
         settings: Arc::new(settings),
     };
     tokio::spawn(async move {
@@ -100,6 +100,7 @@ pub fn start(api: Arc<Api>, settings: Settings) {
             });
         }
         start_loops(&ctx);
+        crate::scheduler::start(api);
     });
 }
 
