@@ -3,6 +3,7 @@
 //! HTTPS server (`crate::apiserver`) and the in-process client
 //! (`crate::client`) both call [`Api`].
 
+mod admission;
 mod bootstrap;
 mod convert;
 mod error;

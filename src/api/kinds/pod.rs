@@ -110,7 +110,8 @@ fn admit(spec: &mut Obj) {
             (k == key || k.is_empty()) && (effect == "NoExecute" || effect.is_empty())
         });
         if !covered {
-            tolerations.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+            let seconds = crate::api::admission::default_toleration_seconds(key).unwrap_or(300);
+            tolerations.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}));
         }
     }
     spec.insert("tolerations".into(), Value::Array(tolerations));

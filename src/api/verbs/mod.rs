@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod eviction;
 mod list;
 mod patch;
 mod service;

@@ -1,16 +1,16 @@
-//! Subresources with their own shape: scale, pod binding and eviction,
-//! namespace finalize.
+//! Subresources with their own shape: scale, pod binding, namespace
+//! finalize (eviction is in `eviction.rs`).
 
 use serde_json::{json, Value};
 
 use super::patch::patch_error;
 use super::update::pinned_version;
-use crate::api::error::{success_status, ApiError};
+use crate::api::error::ApiError;
 use crate::api::meta;
 use crate::api::patch::{self, PatchType};
 use crate::api::registry::Resource;
 use crate::api::selector::LabelSelector;
-use crate::api::{Api, DeleteOptions, WriteOptions};
+use crate::api::{Api, WriteOptions};
 
 const SCALE_DEFINITION: &str = "io.k8s.api.autoscaling.v1.Scale";
 
@@ -188,30 +188,6 @@ impl Api {
         Ok(
             json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
         )
-    }
-
-    /// pods/eviction: a delete honouring the eviction's delete options.
-    pub async fn evict(
-        &self,
-        pods: &'static Resource,
-        namespace: Option<&str>,
-        name: &str,
-        eviction: &Value,
-    ) -> Result<Value, ApiError> {
-        let o = eviction.get("deleteOptions");
-        let opts = DeleteOptions {
-            grace_period_seconds: o
-                .and_then(|o| o.get("gracePeriodSeconds"))
-                .and_then(Value::as_i64),
-            precondition_uid: o
-                .and_then(|o| o.get("preconditions"))
-                .and_then(|p| p.get("uid"))
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            ..Default::default()
-        };
-        self.delete(pods, namespace, name, &opts).await?;
-        Ok(success_status(pods, name, None))
     }
 
     /// namespaces/finalize: replaces spec.finalizers only.

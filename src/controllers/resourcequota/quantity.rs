@@ -1,0 +1,195 @@
+//! Resource quantities ("500m", "1Gi", "2") as exact integers of
+//! nano-units, with upstream's canonical printing: the format of the first
+//! operand (binary when it had a binary suffix) and the largest suffix that
+//! keeps the number whole.
+
+use std::ops::{Add, AddAssign};
+
+/// Whether a quantity was written with a binary (Ki, Mi, …) suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Decimal,
+    Binary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Quantity {
+    /// Value in units of 10^-9.
+    pub nanos: i128,
+    pub format: Format,
+}
+
+const NANO: i128 = 1_000_000_000;
+const BINARY: &[(&str, u32)] = &[
+    ("Ki", 10),
+    ("Mi", 20),
+    ("Gi", 30),
+    ("Ti", 40),
+    ("Pi", 50),
+    ("Ei", 60),
+];
+const DECIMAL: &[(&str, i32)] = &[
+    ("n", -9),
+    ("u", -6),
+    ("m", -3),
+    ("", 0),
+    ("k", 3),
+    ("M", 6),
+    ("G", 9),
+    ("T", 12),
+    ("P", 15),
+    ("E", 18),
+];
+
+fn pow10(exp: i32) -> Option<i128> {
+    10i128.checked_pow(u32::try_from(exp).ok()?)
+}
+
+impl Quantity {
+    pub fn from_count(n: i64) -> Self {
+        Quantity {
+            nanos: i128::from(n) * NANO,
+            format: Format::Decimal,
+        }
+    }
+
+    /// Parses a quantity; fractions below a nano-unit are rounded up, as
+    /// upstream rounds to its smallest scale.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+            .unwrap_or(text.len());
+        let (number, suffix) = text.split_at(split);
+        let (negative, number) = match number.strip_prefix('-') {
+            Some(n) => (true, n),
+            None => (false, number.strip_prefix('+').unwrap_or(number)),
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let digits = format!("{whole}{fraction}");
+        if !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
+        };
+        let (format, numerator, exp10) =
+            if let Some((_, shift)) = BINARY.iter().find(|(s, _)| *s == suffix) {
+                (Format::Binary, mantissa.checked_mul(1i128 << shift)?, 0)
+            } else if let Some((_, e)) = DECIMAL.iter().find(|(s, _)| *s == suffix) {
+                (Format::Decimal, mantissa, *e)
+            } else if let Some(e) = suffix.strip_prefix(['e', 'E']) {
+                (Format::Decimal, mantissa, e.parse::<i32>().ok()?)
+            } else {
+                return None;
+            };
+        // nanos = numerator * 10^(exp10 + 9 - fraction digits)
+        let exp = exp10 + 9 - fraction.len() as i32;
+        let nanos = if exp >= 0 {
+            numerator.checked_mul(pow10(exp)?)?
+        } else {
+            let d = pow10(-exp)?;
+            (numerator + d - 1) / d
+        };
+        Some(Quantity {
+            nanos: if negative { -nanos } else { nanos },
+            format,
+        })
+    }
+
+    /// Upstream's canonical string.
+    pub fn canonical(&self) -> String {
+        let n = self.nanos;
+        if n == 0 {
+            return "0".into();
+        }
+        if self.format == Format::Binary && n % NANO == 0 && (n / NANO).abs() >= 1024 {
+            let units = n / NANO;
+            let (suffix, shift) = BINARY
+                .iter()
+                .rev()
+                .find(|(_, s)| units % (1i128 << s) == 0)
+                .copied()
+                .unwrap_or(("", 0));
+            return format!("{}{suffix}", units >> shift);
+        }
+        if self.format == Format::Binary && n % NANO == 0 {
+            return (n / NANO).to_string();
+        }
+        // Decimal: the largest power of 1000 that divides the value.
+        let (suffix, exp) = DECIMAL
+            .iter()
+            .rev()
+            .find(|(_, e)| {
+                let scale = e + 9;
+                pow10(scale).is_some_and(|p| n % p == 0)
+            })
+            .copied()
+            .unwrap_or(("n", -9));
+        let p = pow10(exp + 9).unwrap_or(1);
+        format!("{}{suffix}", n / p)
+    }
+}
+
+impl Add for Quantity {
+    type Output = Quantity;
+    /// The sum keeps the first operand's format (upstream Quantity.Add).
+    fn add(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos + other.nanos,
+            format: self.format,
+        }
+    }
+}
+
+impl AddAssign for Quantity {
+    fn add_assign(&mut self, other: Quantity) {
+        self.nanos += other.nanos;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(s: &str) -> Quantity {
+        Quantity::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_suffixes_and_fractions() {
+        assert_eq!(q("500m").nanos, 500_000_000);
+        assert_eq!(q("1").nanos, NANO);
+        assert_eq!(q("1Ki").nanos, 1024 * NANO);
+        assert_eq!(q("1.5Gi").nanos, 1536 * 1024 * 1024 * NANO);
+        assert_eq!(q("0.1").nanos, 100_000_000);
+        assert_eq!(q("1e3").nanos, 1000 * NANO);
+        assert_eq!(q("2k").nanos, 2000 * NANO);
+        assert_eq!(q("-1").nanos, -NANO);
+        assert!(Quantity::parse("ten").is_none());
+        assert!(Quantity::parse("1Zi").is_none());
+        assert!(Quantity::parse("").is_none());
+    }
+
+    #[test]
+    fn prints_canonically() {
+        assert_eq!((q("250m") + q("250m")).canonical(), "500m");
+        assert_eq!((q("500m") + q("1500m")).canonical(), "2");
+        assert_eq!((q("512Mi") + q("512Mi")).canonical(), "1Gi");
+        assert_eq!((q("64Mi") + q("128Mi")).canonical(), "192Mi");
+        assert_eq!(q("1000").canonical(), "1k");
+        assert_eq!(q("1500").canonical(), "1500");
+        assert_eq!(q("100Mi").canonical(), "100Mi");
+        assert_eq!(q("1000Ki").canonical(), "1000Ki");
+        assert_eq!(Quantity::default().canonical(), "0");
+        assert_eq!(Quantity::from_count(3).canonical(), "3");
+        // A decimal first operand keeps the sum decimal.
+        assert_eq!((q("1G") + q("1Gi")).canonical(), "2073741824");
+    }
+}
