@@ -419,6 +419,19 @@ fn endpoints_and_slices_follow_pods() {
         serde_json::json!([{"name": "http", "port": 8080, "protocol": "TCP"}])
     );
     let rv = slice["metadata"]["resourceVersion"].clone();
+    // Nothing changes, nothing is written.
+    let ep_rv = k.json(&["get", "endpoints", "web"])["metadata"]["resourceVersion"].clone();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        web_slices(&k)[0]["metadata"]["resourceVersion"],
+        rv,
+        "idle slice rewritten"
+    );
+    let ep_now = k.json(&["get", "endpoints", "web"]);
+    assert_eq!(
+        ep_now["metadata"]["resourceVersion"], ep_rv,
+        "idle endpoints rewritten"
+    );
 
     // A terminating pod leaves Endpoints but stays in the slice as terminating.
     k.ok(&["delete", "pod", "web-2", "--wait=false"]);

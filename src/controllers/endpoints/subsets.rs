@@ -71,7 +71,12 @@ pub fn desired(svc: &Value, pods: &[Arc<Value>]) -> Vec<Value> {
     repack(entries)
 }
 
-fn address_key(a: &Value) -> (String, String) {
+/// An address by IP and target uid (the same IP may come from two pods).
+type AddressKey = (String, String);
+/// Addresses with their readiness, as grouped for the ports they share.
+type AddressSet = Vec<(AddressKey, bool)>;
+
+fn address_key(a: &Value) -> AddressKey {
     let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
     (
         s(a.get("ip")),
@@ -94,8 +99,8 @@ fn port_key(p: &Option<Value>) -> String {
 fn repack(entries: Vec<Entry>) -> Vec<Value> {
     // Port → (the port, address key → ready); an address ready for a port
     // in any entry is ready.
-    let mut addresses: BTreeMap<(String, String), Value> = BTreeMap::new();
-    type Ready = BTreeMap<(String, String), bool>;
+    let mut addresses: BTreeMap<AddressKey, Value> = BTreeMap::new();
+    type Ready = BTreeMap<AddressKey, bool>;
     let mut by_port: BTreeMap<String, (Option<Value>, Ready)> = BTreeMap::new();
     for e in entries {
         let key = address_key(&e.address);
@@ -107,7 +112,7 @@ fn repack(entries: Vec<Entry>) -> Vec<Value> {
         *ready |= e.ready;
     }
     // Address sets → the ports they offer.
-    let mut groups: BTreeMap<Vec<((String, String), bool)>, Vec<Value>> = BTreeMap::new();
+    let mut groups: BTreeMap<AddressSet, Vec<Value>> = BTreeMap::new();
     for (_, (port, set)) in by_port {
         let ports = groups.entry(set.into_iter().collect()).or_default();
         ports.extend(port);

@@ -77,7 +77,7 @@ impl Reconciler for SliceController {
         let zones = self.zones().await?;
         let address_type = pods::ip_family(&svc);
         let existing = self.owned_slices(key).await?;
-        let mut current: Vec<(String, Vec<Value>, Vec<Value>)> = Vec::new();
+        let mut current: Vec<plan::SliceContent> = Vec::new();
         let mut stale = Vec::new();
         for s in &existing {
             if s.get("addressType").and_then(Value::as_str) == Some(address_type) {

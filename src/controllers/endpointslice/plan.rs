@@ -103,11 +103,14 @@ pub fn desired(
     groups
 }
 
+/// A slice's name (empty for a new one), ports and endpoints.
+pub type SliceContent = (String, Vec<Value>, Vec<Value>);
+
 /// What to do with the slices of a service.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan {
     /// Existing slice name → its new ports and endpoints.
-    pub keep: Vec<(String, Vec<Value>, Vec<Value>)>,
+    pub keep: Vec<SliceContent>,
     /// Ports and endpoints of slices to create.
     pub create: Vec<(Vec<Value>, Vec<Value>)>,
     pub delete: Vec<String>,
@@ -122,12 +125,9 @@ fn target_uid(ep: &Value) -> &str {
 
 /// Places the desired endpoints into the existing slices (name, ports,
 /// endpoints) and new ones.
-pub fn plan(
-    existing: &[(String, Vec<Value>, Vec<Value>)],
-    desired: BTreeMap<String, Group>,
-) -> Plan {
+pub fn plan(existing: &[SliceContent], desired: BTreeMap<String, Group>) -> Plan {
     let mut out = Plan::default();
-    let mut by_key: BTreeMap<String, Vec<&(String, Vec<Value>, Vec<Value>)>> = BTreeMap::new();
+    let mut by_key: BTreeMap<String, Vec<&SliceContent>> = BTreeMap::new();
     for slice in existing {
         by_key.entry(ports_key(&slice.1)).or_default().push(slice);
     }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use serde_json::{json, Value};
 
 use super::objects::{self, is_deleting};
@@ -20,6 +21,8 @@ use conditions::Outcome;
 
 const FINALIZER: &str = "kubernetes";
 const WORKERS: usize = 2;
+/// Deletions in flight at once while emptying a namespace.
+const PARALLEL_DELETES: usize = 16;
 /// Looking again at a namespace whose content is still going: at least
 /// this long (upstream waits the pods' grace or 15 s for finalizers; we
 /// poll sooner, reads come from the cache).
@@ -98,25 +101,30 @@ impl NamespaceController {
                 continue;
             }
             let pods = res.plural == "pods";
-            for item in &list.items {
-                if is_deleting(item) {
-                    if pods {
-                        out.estimate = out.estimate.max(remaining_grace(item));
+            for item in list.items.iter().filter(|i| is_deleting(i) && pods) {
+                out.estimate = out.estimate.max(remaining_grace(item));
+            }
+            let opts = DeleteOptions {
+                propagation_policy: (!pods).then(|| "Background".to_string()),
+                ..Default::default()
+            };
+            let names: Vec<&str> = list
+                .items
+                .iter()
+                .filter(|i| !is_deleting(i))
+                .map(|i| objects::name(i))
+                .collect();
+            for chunk in names.chunks(PARALLEL_DELETES) {
+                let deletes = chunk
+                    .iter()
+                    .map(|n| self.client.delete(&res, Some(ns), n, &opts));
+                for r in join_all(deletes).await {
+                    match r {
+                        Err(e) if !e.is_not_found() && !e.is_conflict() => {
+                            out.errors.push(e.to_string())
+                        }
+                        _ => {}
                     }
-                    continue;
-                }
-                let opts = DeleteOptions {
-                    propagation_policy: (!pods).then(|| "Background".to_string()),
-                    ..Default::default()
-                };
-                match self
-                    .client
-                    .delete(&res, Some(ns), objects::name(item), &opts)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e) if e.is_not_found() || e.is_conflict() => {}
-                    Err(e) => out.errors.push(e.to_string()),
                 }
             }
             self.count_remaining(&res, ns, &mut out).await;

@@ -67,7 +67,7 @@ fn endpoints_are_packed_by_hundreds_and_stay_where_they_are() {
         vec![100, 100, 50]
     );
     // Existing slices keep their endpoints; the new pod fills the room.
-    let existing: Vec<(String, Vec<Value>, Vec<Value>)> = p
+    let existing: Vec<SliceContent> = p
         .create
         .iter()
         .enumerate()
