@@ -483,3 +483,49 @@ fn endpoints_and_slices_follow_pods() {
         "the API's own endpoints are left alone"
     );
 }
+
+#[test]
+fn foreground_deletion_goes_down_the_chain() {
+    let p = Proc::server();
+    let k = p.kubectl(KUBECTL_NEWEST);
+    let top = configmap(&k, "default", "top");
+    owned_configmap(&k, "default", "middle", &[("top", &uid(&top), true)], &[]);
+    let middle = k.json(&["get", "configmap", "middle"]);
+    owned_configmap(
+        &k,
+        "default",
+        "bottom",
+        &[("middle", &uid(&middle), true)],
+        &["example.com/hold"],
+    );
+    k.ok(&[
+        "delete",
+        "configmap",
+        "top",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    // The middle has dependents, so it is deleted in the foreground too.
+    wait_for(&p, TIMEOUT, "the middle to wait for the bottom", || {
+        get(&k, &["configmap", "middle"]).is_some_and(|m| {
+            m["metadata"]["deletionTimestamp"].is_string()
+                && m["metadata"]["finalizers"] == serde_json::json!(["foregroundDeletion"])
+        }) && get(&k, &["configmap", "bottom"])
+            .is_some_and(|b| b["metadata"]["deletionTimestamp"].is_string())
+    });
+    assert!(
+        get(&k, &["configmap", "top"]).is_some(),
+        "the top waits for the chain"
+    );
+    k.ok(&[
+        "patch",
+        "configmap",
+        "bottom",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    wait_for(&p, TIMEOUT, "the whole chain to go", || {
+        get(&k, &["configmap", "top"]).is_none() && get(&k, &["configmap", "middle"]).is_none()
+    });
+}

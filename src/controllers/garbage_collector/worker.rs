@@ -133,9 +133,22 @@ impl Collector {
             self.remove_references(&loc, &latest, &drop).await?;
             return Ok(requeue);
         }
-        let has_dependents = !self.graph().dependents(uid).is_empty();
+        let (has_dependents, in_cycle) = {
+            let graph = self.graph();
+            let deps = graph.dependents(uid);
+            let cycle = deps
+                .iter()
+                .any(|d| graph.node(d).is_some_and(|n| n.deleting_dependents));
+            (!deps.is_empty(), cycle)
+        };
         let finalizers = meta::finalizers(&latest);
         let policy = if !classified.waiting.is_empty() && has_dependents {
+            if in_cycle {
+                // A dependent already waits in the foreground too: stop
+                // blocking the owners so the two cannot wait for each other.
+                tracing::debug!(uid, name, "unblocking owner references to avoid a cycle");
+                self.unblock_references(&loc, &latest).await?;
+            }
             "Foreground"
         } else if finalizers.iter().any(|f| f == ORPHAN) {
             "Orphan"
@@ -292,6 +305,26 @@ impl Collector {
         } else {
             Value::Array(kept)
         };
+        let patch = json!({"metadata": {"ownerReferences": refs, "uid": objects::uid(obj),
+            "resourceVersion": objects::meta_str(obj, "resourceVersion")}});
+        self.patch(r, ns, obj, &patch).await
+    }
+
+    /// Sets blockOwnerDeletion false on every reference of `obj`.
+    async fn unblock_references(&self, (r, ns): &Location, obj: &Value) -> Result<(), Error> {
+        let refs: Vec<Value> = objects::owner_references(obj)
+            .iter()
+            .map(|o| {
+                let mut o = o.clone();
+                if o.get("blockOwnerDeletion").and_then(Value::as_bool) == Some(true) {
+                    o["blockOwnerDeletion"] = json!(false);
+                }
+                o
+            })
+            .collect();
+        if refs.as_slice() == objects::owner_references(obj) {
+            return Ok(());
+        }
         let patch = json!({"metadata": {"ownerReferences": refs, "uid": objects::uid(obj),
             "resourceVersion": objects::meta_str(obj, "resourceVersion")}});
         self.patch(r, ns, obj, &patch).await
