@@ -7,6 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::hollow::{hollow_agent, hollow_node_names, HOLLOW_PREFIX};
 use common::{Kubectl, Proc, KUBECTL_NEWEST};
 use serde_json::Value;
 
@@ -528,4 +529,56 @@ fn foreground_deletion_goes_down_the_chain() {
     wait_for(&p, TIMEOUT, "the whole chain to go", || {
         get(&k, &["configmap", "top"]).is_none() && get(&k, &["configmap", "middle"]).is_none()
     });
+}
+
+#[test]
+fn pods_on_hollow_nodes_become_ready_endpoints() {
+    let p = Proc::server();
+    let _agent = hollow_agent(&p, 2, &[]);
+    let k = p.kubectl(KUBECTL_NEWEST);
+    // Bound here, so this does not depend on the scheduler.
+    let node = &hollow_node_names(HOLLOW_PREFIX, 2)[0];
+    k.create_yaml(&format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: hw\n  namespace: default\nspec:\n  replicas: 3\n  selector:\n    matchLabels: {{app: hw}}\n  template:\n    metadata:\n      labels: {{app: hw}}\n    spec:\n      nodeName: {node}\n      containers:\n      - name: c\n        image: nginx\n        ports: [{{name: http, containerPort: 8080}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: hw\n  namespace: default\nspec:\n  selector: {{app: hw}}\n  ports: [{{port: 80, targetPort: http}}]\n"
+    ));
+    let ready_addresses = |n: usize| {
+        get(&k, &["endpoints", "hw"]).is_some_and(|ep| {
+            let addrs = &ep["subsets"][0]["addresses"];
+            ips(addrs).len() == n
+                && addrs.as_array().into_iter().flatten().all(|a| {
+                    a["nodeName"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("hollow"))
+                })
+        })
+    };
+    wait_for(
+        &p,
+        Duration::from_secs(90),
+        "three ready addresses on hollow nodes",
+        || ready_addresses(3),
+    );
+    wait_for(&p, TIMEOUT, "three ready endpoints in the slice", || {
+        let slices = k.json(&[
+            "get",
+            "endpointslices",
+            "-l",
+            "kubernetes.io/service-name=hw",
+        ]);
+        let ready = slices["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+            .filter(|e| e["conditions"]["ready"] == true)
+            .count();
+        ready == 3
+    });
+    k.ok(&["scale", "deployment", "hw", "--replicas=1"]);
+    wait_for(
+        &p,
+        Duration::from_secs(60),
+        "one address after scaling down",
+        || ready_addresses(1),
+    );
 }
