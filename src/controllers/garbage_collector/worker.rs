@@ -29,13 +29,28 @@ pub struct AttemptToOrphan(pub Arc<Collector>);
 
 impl Reconciler for AttemptToDelete {
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, Error> {
-        self.0.attempt_to_delete(&key.name).await
+        bounded(self.0.attempt_to_delete(&key.name)).await
     }
 }
 
 impl Reconciler for AttemptToOrphan {
     async fn reconcile(&self, key: &ObjectKey) -> Result<Action, Error> {
-        self.0.attempt_to_orphan(&key.name).await
+        bounded(self.0.attempt_to_orphan(&key.name)).await
+    }
+}
+
+/// An attempt taking longer than this is abandoned and retried, so a
+/// stuck call cannot hold its uid forever.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn bounded(
+    attempt: impl std::future::Future<Output = Result<Action, Error>>,
+) -> Result<Action, Error> {
+    match tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Invalid(
+            "garbage collection attempt timed out".into(),
+        )),
     }
 }
 
@@ -169,8 +184,12 @@ impl Collector {
             .await
         {
             Ok(()) => Ok(requeue),
-            Err(e) if e.is_not_found() || e.is_conflict() || e.code() == Some(409) => Ok(requeue),
-            Err(e) => Err(e.into()),
+            Err(e) if e.is_not_found() => Ok(requeue),
+            // A conflict (a write meanwhile, or a namesake): look again.
+            Err(e) => {
+                tracing::debug!(uid, name, error = %e, "delete failed; will retry");
+                Err(e.into())
+            }
         }
     }
 
