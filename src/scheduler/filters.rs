@@ -192,7 +192,8 @@ impl<'a> PodContext<'a> {
                 }
             }
             // The first pod of a group with affinity to itself may go anywhere.
-            if !exist && !(self.affinity_counts.is_empty() && self.self_affinity) {
+            let first_of_group = self.affinity_counts.is_empty() && self.self_affinity;
+            if !(exist || first_of_group) {
                 return Err(Status::new(AFFINITY, true));
             }
         }
