@@ -162,7 +162,7 @@ fn lease_renew_times(server: &Proc, names: &[String]) -> Vec<String> {
 }
 
 #[test]
-fn hollow_nodes_register_renew_and_outlive_the_agent() {
+fn hollow_nodes_register_renew_idle_and_outlive_the_agent() {
     let server = Proc::server();
     let mut agent = hollow_agent(&server, 3, &["--hollow-cpu", "8"]);
     assert_eq!(agent.nodes, hollow_node_names(HOLLOW_PREFIX, 3));
@@ -178,23 +178,55 @@ fn hollow_nodes_register_renew_and_outlive_the_agent() {
     assert_eq!(status["daemonEndpoints"]["kubeletEndpoint"]["Port"], 10250);
     assert_eq!(status["addresses"][0]["type"], "InternalIP");
 
-    let before = lease_renew_times(&server, &agent.nodes);
-    let renewed = poll_until(Duration::from_secs(25), Duration::from_millis(500), || {
-        let now = lease_renew_times(&server, &agent.nodes);
-        now.iter().zip(&before).all(|(a, b)| a > b)
-    });
-    assert!(
-        renewed,
-        "leases did not renew; agent stderr:\n{}",
-        agent.log()
-    );
+    // Leases renew every 10 s; between renewals nothing else is written:
+    // the Nodes keep their resourceVersion (status goes out every 5 min).
+    let mut before = lease_renew_times(&server, &agent.nodes);
+    let mut node_versions = None;
+    for round in 0..2 {
+        let renewed = poll_until(Duration::from_secs(25), Duration::from_millis(500), || {
+            let now = lease_renew_times(&server, &agent.nodes);
+            now.iter().zip(&before).all(|(a, b)| a > b)
+        });
+        assert!(
+            renewed,
+            "leases did not renew (round {round}); agent stderr:\n{}",
+            agent.log()
+        );
+        before = lease_renew_times(&server, &agent.nodes);
+        let versions = node_resource_versions(&server, &agent.nodes);
+        if let Some(earlier) = node_versions.replace(versions.clone()) {
+            assert_eq!(
+                earlier, versions,
+                "an idle hollow node wrote more than its lease"
+            );
+        }
+    }
     agent.assert_alive();
 
-    agent.kill();
+    // SIGTERM stops the agent cleanly; its Nodes stay, as a kubelet's do.
+    let status = agent.terminate(Duration::from_secs(10));
+    assert!(
+        status.success(),
+        "agent exit {status}; stderr:\n{}",
+        agent.log()
+    );
     let ready = node_readiness(&server);
     for n in &agent.nodes {
         assert!(ready.contains_key(n), "node {n} vanished with the agent");
     }
+}
+
+fn node_resource_versions(server: &Proc, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| {
+            let node = kubectl(server).json(&["get", "node", n]);
+            node["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
 }
 
 fn pod_yaml(name: &str, node: &str, policy: &str, annotations: &[(&str, &str)]) -> String {
@@ -297,4 +329,38 @@ fn pods_on_hollow_nodes_run_finish_and_delete() {
     );
     let left = k.ok(&["get", "pods", "-o", "name"]);
     assert!(!left.contains("pod/web"), "{left}");
+
+    // Node loss: the agent dies; its Nodes and pods stay behind.
+    let mut agent = agent;
+    agent.kill();
+    let ready = node_readiness(&server);
+    assert!(
+        agent.nodes.iter().all(|n| ready.contains_key(n)),
+        "{ready:?}"
+    );
+    let ok = kubectl(&server).json(&["get", "pod", "ok"]);
+    assert_eq!(ok["status"]["phase"], "Succeeded");
+}
+
+#[test]
+fn a_restarted_agent_adopts_its_nodes_and_pods() {
+    let server = Proc::server();
+    let mut agent = hollow_agent(&server, 1, &["--node-name", "again"]);
+    let node = agent.nodes[0].clone();
+    let k = kubectl(&server);
+    k.create_yaml(&pod_yaml("keep", &node, "Always", &[]));
+    let before = wait_pod(&server, "keep", "Ready", ready);
+    agent.kill();
+
+    let _agent = hollow_agent(&server, 1, &["--node-name", "again"]);
+    k.create_yaml(&pod_yaml("new", &node, "Always", &[]));
+    let new = wait_pod(&server, "new", "Ready", ready);
+    let after = kubectl(&server).json(&["get", "pod", "keep"]);
+    assert_eq!(after["status"]["podIP"], before["status"]["podIP"]);
+    assert_ne!(new["status"]["podIP"], before["status"]["podIP"]);
+    // Already reported as it is: not written again.
+    assert_eq!(
+        after["metadata"]["resourceVersion"],
+        before["metadata"]["resourceVersion"]
+    );
 }

@@ -22,6 +22,7 @@ const LEASE_EVERY: Duration = Duration::from_secs(10);
 const LEASE_SECONDS: i64 = 40;
 const REPORT_EVERY: Duration = Duration::from_secs(300);
 const RETRY: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 
 fn nodes() -> ResourceId {
@@ -98,6 +99,9 @@ pub async fn run(ctx: Arc<Ctx>, node: Arc<NodeState>) {
     let mut reg: Option<Registered> = None;
     let mut next_lease = Instant::now();
     let mut next_report = Instant::now() + REPORT_EVERY;
+    // While the server is away, 500 nodes must neither spin nor flood the log.
+    let mut backoff = RETRY;
+    let mut lease_failing = false;
     loop {
         if node.take(|f| &mut f.deleted) {
             tracing::info!(
@@ -111,12 +115,16 @@ pub async fn run(ctx: Arc<Ctx>, node: Arc<NodeState>) {
                 Ok(r) => {
                     tracing::info!(node = node.name, "hollow node registered");
                     reg = Some(r);
+                    backoff = RETRY;
                     next_lease = Instant::now();
-                    next_report = Instant::now() + REPORT_EVERY;
+                    // Nodes registered together report apart (stagger x 30
+                    // spreads them over the 5 minutes).
+                    next_report = Instant::now() + REPORT_EVERY + stagger * 30;
                 }
                 Err(e) => {
                     tracing::warn!(node = node.name, error = %e, "registering failed; retrying");
-                    tokio::time::sleep(RETRY).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             }
@@ -124,8 +132,15 @@ pub async fn run(ctx: Arc<Ctx>, node: Arc<NodeState>) {
         let Some(r) = reg.as_mut() else { continue };
         if Instant::now() >= next_lease {
             let first = r.lease.is_none();
-            if let Err(e) = renew_lease(&ctx, &node, r).await {
-                tracing::warn!(node = node.name, error = %e, "renewing the lease failed");
+            match renew_lease(&ctx, &node, r).await {
+                Err(e) if !lease_failing => {
+                    lease_failing = true;
+                    tracing::warn!(node = node.name, error = %e, "renewing the lease failed");
+                }
+                Err(e) => {
+                    tracing::debug!(node = node.name, error = %e, "renewing the lease failed")
+                }
+                Ok(()) => lease_failing = false,
             }
             next_lease =
                 Instant::now() + LEASE_EVERY + if first { stagger } else { Duration::ZERO };

@@ -192,6 +192,7 @@ async fn patch_status(ctx: Arc<Ctx>, pod: Arc<Value>, status: Value) -> Result<(
     // The uid pins the patch to this pod, not a namesake created since.
     let uid = pod["metadata"]["uid"].clone();
     let body = json!({"metadata": {"uid": uid}, "status": status});
+    let mut missing = false;
     for attempt in 1..=PATCH_ATTEMPTS {
         let res = ctx
             .client
@@ -199,17 +200,23 @@ async fn patch_status(ctx: Arc<Ctx>, pod: Arc<Value>, status: Value) -> Result<(
             .await;
         match res {
             Ok(_) => return Ok(()),
-            Err(e) if e.is_not_found() || e.code() == Some(409) => return Err(Gone),
-            // Also what a uid mismatch (a namesake) can answer.
+            // What a uid mismatch (a namesake) answers: ours is gone.
             Err(e) if e.code() == Some(422) => {
                 tracing::warn!(pod = name(&pod), error = %e, "status refused");
                 return Err(Gone);
             }
+            // 404 and 409 are retried too: a pod fresh from the watch was
+            // seen to read as missing under load, and a deleted pod's
+            // DELETED event stops this task anyway.
             Err(e) => {
+                missing = e.is_not_found();
                 tracing::debug!(pod = name(&pod), error = %e, attempt, "status patch failed");
                 tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
             }
         }
+    }
+    if missing {
+        return Err(Gone);
     }
     tracing::warn!(pod = name(&pod), "giving up on a status update");
     Ok(())
