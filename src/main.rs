@@ -241,6 +241,7 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
             ),
             leader_elect: args.leader_elect,
             identity: hostname(),
+            server_ca_pem: std::fs::read_to_string(pki.server_ca_cert()).ok(),
             ..Default::default()
         },
     );

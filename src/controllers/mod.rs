@@ -64,6 +64,8 @@ pub struct Settings {
     pub leader_elect: bool,
     /// This server's name in the election.
     pub identity: String,
+    /// The cluster's server CA (PEM), published as kube-root-ca.crt.
+    pub server_ca_pem: Option<String>,
 }
 
 impl Default for Settings {
@@ -75,6 +77,7 @@ impl Default for Settings {
             terminated_pod_gc_threshold: 12500,
             leader_elect: false,
             identity: String::new(),
+            server_ca_pem: None,
         }
     }
 }

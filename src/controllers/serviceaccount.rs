@@ -3,7 +3,6 @@
 //! a `kube-root-ca.crt` ConfigMap holding the cluster's server CA, put back
 //! when deleted or changed.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -20,14 +19,10 @@ const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the k
 const WORKERS: usize = 2;
 
 pub fn start(ctx: &Ctx) {
-    let root_ca = match server_data_dir().map(|d| read_server_ca(&d)) {
-        Some(Ok(pem)) => Some(pem),
-        Some(Err(e)) => {
-            tracing::warn!(error = %e, "cannot read the server CA; kube-root-ca.crt is not published");
-            None
-        }
-        None => None,
-    };
+    let root_ca = ctx.settings.server_ca_pem.clone();
+    if root_ca.is_none() {
+        tracing::warn!("no server CA known; kube-root-ca.crt is not published");
+    }
     let queue = WorkQueue::new();
     {
         let q = Arc::clone(&queue);
@@ -80,31 +75,6 @@ fn service_accounts() -> ResourceId {
 
 fn config_maps() -> ResourceId {
     ResourceId::new("", "v1", "configmaps")
-}
-
-/// The server CA certificate (PEM) of the data directory `data_dir`.
-pub fn read_server_ca(data_dir: &Path) -> std::io::Result<String> {
-    std::fs::read_to_string(crate::pki::tls_dir(data_dir).join("server-ca.crt"))
-}
-
-/// The server's data directory, from its command line or environment, as
-/// `config.rs` resolves it. Stands in until the settings carry the CA.
-fn server_data_dir() -> Option<PathBuf> {
-    let args: Vec<String> = std::env::args().collect();
-    let from_args = args.iter().enumerate().find_map(|(i, a)| {
-        if a == "--data-dir" || a == "-d" {
-            args.get(i + 1).cloned()
-        } else {
-            a.strip_prefix("--data-dir=").map(str::to_string)
-        }
-    });
-    if let Some(d) = from_args.or_else(|| std::env::var("NANOKUBE_DATA_DIR").ok()) {
-        return Some(PathBuf::from(d));
-    }
-    if nix::unistd::geteuid().is_root() {
-        return Some(PathBuf::from("/var/lib/nanokube"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".nanokube"))
 }
 
 struct ServiceAccountController {

@@ -149,6 +149,16 @@ impl Store {
 
     /// Reads one object from the datastore (authoritative, for writes).
     pub async fn read(&self, key: &str) -> Result<Option<Current>, StoreError> {
+        // The datastore's writer hands a batch to watchers just before it
+        // makes it visible to reads: someone who saw an event through the
+        // cache must not then read the key as missing or older.
+        let seen = self.cache_revision();
+        for _ in 0..200 {
+            if self.db.current_revision() >= seen {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         let resp = self
             .db
             .range(RangeRequest {

@@ -117,8 +117,14 @@ impl Api {
             }
         }
         if namespace {
+            // The phase only: the namespace controller's conditions stay.
             if let Some(map) = obj.as_object_mut() {
-                map.insert("status".into(), json!({"phase": "Terminating"}));
+                let status = map.entry("status").or_insert_with(|| json!({}));
+                if let Some(st) = status.as_object_mut() {
+                    st.insert("phase".into(), "Terminating".into());
+                } else {
+                    *status = json!({"phase": "Terminating"});
+                }
             }
         }
         true

@@ -250,7 +250,14 @@ fn finished_deleting(r: &Resource, obj: &Value) -> bool {
         return false;
     }
     match r.storage {
-        "pods" => false,
+        // Pods wait for their node agent, unless deleted with no grace
+        // (upstream ShouldDeleteDuringUpdate).
+        "pods" => {
+            obj.get("metadata")
+                .and_then(|m| m.get("deletionGracePeriodSeconds"))
+                .and_then(Value::as_i64)
+                == Some(0)
+        }
         "namespaces" => obj
             .get("spec")
             .and_then(|s| s.get("finalizers"))
