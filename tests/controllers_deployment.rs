@@ -1,6 +1,9 @@
-//! The deployment controller against real kubectl and hollow nodes:
-//! rollouts keep availability, history/undo/restart/pause/resume/scale,
-//! Recreate, and cascading deletion.
+//! The deployment controller against real kubectl: rollouts keep
+//! availability, history/undo/restart/pause/resume/scale, Recreate, and
+//! cascading deletion. Pods are made Ready by [`FakeKubelet`], which
+//! honours the hollow kubelet's `ready-after-seconds` annotation (the
+//! scheduler is not wired into the server yet, so hollow nodes would get
+//! no pods).
 
 mod common;
 
@@ -8,10 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::hollow::{hollow_agent, READY_AFTER};
 use common::{Kubectl, Proc, KUBECTL_NEWEST};
 use serde_json::Value;
 
+const READY_AFTER: &str = "hollow.nanokube.io/ready-after-seconds";
+const NEVER_READY: &str = "hollow.nanokube.io/never-ready";
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn manifest(name: &str, replicas: u32, strategy: &str, image: &str) -> String {
@@ -93,6 +97,107 @@ fn annotation(obj: &Value, key: &str) -> String {
         .to_string()
 }
 
+/// The program and arguments of a kubectl invocation, for threads.
+fn kubectl_argv(p: &Proc, args: &[&str]) -> (std::ffi::OsString, Vec<std::ffi::OsString>) {
+    let cmd = p.kubectl(KUBECTL_NEWEST).command(args);
+    let program = cmd.get_program().to_owned();
+    (program, cmd.get_args().map(|a| a.to_owned()).collect())
+}
+
+/// Marks pods Running and Ready once `ready-after-seconds` passed since
+/// their creation, as a kubelet would; unbound pods are deleted at once.
+struct FakeKubelet {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FakeKubelet {
+    fn start(p: &Proc) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (program, list_args) = kubectl_argv(p, &["get", "pods", "-o", "json"]);
+        let (_, patch_base) =
+            kubectl_argv(p, &["patch", "--subresource=status", "--type=merge", "pod"]);
+        let s = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let out = std::process::Command::new(&program)
+                    .args(&list_args)
+                    .output();
+                let pods = out
+                    .ok()
+                    .and_then(|o| serde_json::from_slice::<Value>(&o.stdout).ok())
+                    .and_then(|v| v["items"].as_array().cloned())
+                    .unwrap_or_default();
+                for pod in pods {
+                    let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
+                        c.iter()
+                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                    });
+                    let never = pod["metadata"]["annotations"][NEVER_READY] == "true";
+                    if ready || never || !pod["metadata"]["deletionTimestamp"].is_null() {
+                        continue;
+                    }
+                    let after: u64 = pod["metadata"]["annotations"][READY_AFTER]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    if age_secs(&pod) < after {
+                        continue;
+                    }
+                    let now = pod_now();
+                    let patch = format!(
+                        "{{\"status\":{{\"phase\":\"Running\",\"conditions\":[{{\"type\":\"Ready\",\"status\":\"True\",\"lastTransitionTime\":\"{now}\"}}]}}}}"
+                    );
+                    let name = pod["metadata"]["name"].as_str().unwrap_or("");
+                    let _ = std::process::Command::new(&program)
+                        .args(&patch_base)
+                        .args([name, "-p", &patch])
+                        .output();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        FakeKubelet {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for FakeKubelet {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Now as RFC 3339 with seconds, as the API writes times.
+fn pod_now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Whole seconds since the pod's creationTimestamp.
+fn age_secs(pod: &Value) -> u64 {
+    let created = pod["metadata"]["creationTimestamp"].as_str().unwrap_or("");
+    let Ok(t) =
+        time::OffsetDateTime::parse(created, &time::format_description::well_known::Rfc3339)
+    else {
+        return 0;
+    };
+    (time::OffsetDateTime::now_utc() - t).whole_seconds().max(0) as u64
+}
+
 /// Samples `availableReplicas` in the background while a rollout runs.
 struct AvailabilityProbe {
     stop: Arc<AtomicBool>,
@@ -142,7 +247,7 @@ impl AvailabilityProbe {
 #[test]
 fn rolling_update_history_undo_restart_pause_and_scale() {
     let p = Proc::server();
-    let _agent = hollow_agent(&p, 2, &[]);
+    let _kubelet = FakeKubelet::start(&p);
     let k = p.kubectl(KUBECTL_NEWEST);
     k.create_yaml(&manifest("web", 5, SURGE_ONE, "nginx:1.25"));
     wait(&p, "web 5/5 available", || {
@@ -189,15 +294,18 @@ fn rolling_update_history_undo_restart_pause_and_scale() {
     assert_eq!(reason("Progressing"), Some("NewReplicaSetAvailable".into()));
 
     // A rolling update with maxUnavailable=0 never drops below 5 available.
+    // The change cause is copied to the current new ReplicaSet (as
+    // upstream), so it is annotated after the template changed.
+    let probe = AvailabilityProbe::start(&p, "web");
+    k.ok(&["set", "image", "deployment/web", "app=nginx:1.26"]);
     k.ok(&[
         "annotate",
         "deployment/web",
         "kubernetes.io/change-cause=image 1.26",
     ]);
-    let probe = AvailabilityProbe::start(&p, "web");
-    k.ok(&["set", "image", "deployment/web", "app=nginx:1.26"]);
     k.ok(&["rollout", "status", "deployment/web", "--timeout=90s"]);
     let min = probe.finish();
+    assert_ne!(min, i64::MAX, "the probe never read the deployment");
     assert!(min >= 5, "availability dropped to {min} during the rollout");
     wait(&p, "old replica set scaled to 0", || {
         let rss = replica_sets(&k, "web");
@@ -284,12 +392,65 @@ fn rolling_update_history_undo_restart_pause_and_scale() {
         4,
         "scaling creates no replica set"
     );
+
+    // Settled: the controller writes nothing more.
+    let versions = || {
+        let mut v = vec![deploy(&k, "web")["metadata"]["resourceVersion"].clone()];
+        v.extend(
+            replica_sets(&k, "web")
+                .iter()
+                .map(|rs| rs["metadata"]["resourceVersion"].clone()),
+        );
+        v
+    };
+    let before = versions();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(before, versions(), "writes on a settled deployment");
+}
+
+#[test]
+fn a_rollout_without_progress_exceeds_its_deadline() {
+    let p = Proc::server();
+    let _kubelet = FakeKubelet::start(&p);
+    let k = p.kubectl(KUBECTL_NEWEST);
+    let yaml = manifest("stuck", 1, SURGE_ONE, "nginx:1.25")
+        .replace(
+            "  replicas: 1\n",
+            "  replicas: 1\n  progressDeadlineSeconds: 2\n",
+        )
+        .replace(
+            &format!("{READY_AFTER}: \"1\""),
+            &format!("{NEVER_READY}: \"true\""),
+        );
+    k.create_yaml(&yaml);
+    wait(&p, "ProgressDeadlineExceeded", || {
+        let d = deploy(&k, "stuck");
+        d["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter().any(|c| {
+                c["type"] == "Progressing"
+                    && c["status"] == "False"
+                    && c["reason"] == "ProgressDeadlineExceeded"
+                    && c["message"].as_str().is_some_and(|m| {
+                        m.starts_with("ReplicaSet \"stuck-")
+                            && m.ends_with("\" has timed out progressing.")
+                    })
+            })
+        })
+    });
+    let d = deploy(&k, "stuck");
+    let available = d["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Available").cloned())
+        .unwrap_or_default();
+    assert_eq!(available["reason"], "MinimumReplicasUnavailable", "{d}");
+    let err = k.err(&["rollout", "status", "deployment/stuck", "--timeout=20s"]);
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
 }
 
 #[test]
 fn recreate_stops_old_pods_before_starting_new_ones() {
     let p = Proc::server();
-    let _agent = hollow_agent(&p, 1, &[]);
+    let _kubelet = FakeKubelet::start(&p);
     let k = p.kubectl(KUBECTL_NEWEST);
     k.create_yaml(&manifest("db", 3, "{type: Recreate}", "postgres:15"));
     wait(&p, "db 3/3", || rolled_out(&deploy(&k, "db"), 3));
@@ -342,7 +503,7 @@ fn recreate_stops_old_pods_before_starting_new_ones() {
 #[test]
 fn deleting_a_deployment_removes_its_replica_sets_and_pods() {
     let p = Proc::server();
-    let _agent = hollow_agent(&p, 1, &[]);
+    let _kubelet = FakeKubelet::start(&p);
     let k = p.kubectl(KUBECTL_NEWEST);
     k.create_yaml(&manifest("gone", 2, SURGE_ONE, "nginx:1.25"));
     wait(&p, "gone 2/2", || rolled_out(&deploy(&k, "gone"), 2));

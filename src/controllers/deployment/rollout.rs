@@ -114,11 +114,11 @@ impl Sync<'_> {
     async fn cleanup_unhealthy(&self, olds: &mut [Arc<Value>], max: i64) -> Result<i64, Error> {
         olds.sort_by(|a, b| util::by_creation(a, b));
         let mut total = 0;
-        for i in 0..olds.len() {
+        for slot in olds.iter_mut() {
             if total >= max {
                 break;
             }
-            let rs = Arc::clone(&olds[i]);
+            let rs = Arc::clone(slot);
             let replicas = spec_replicas(&rs);
             let available = util::int_at(&rs, "/status/availableReplicas");
             if replicas == 0 || replicas == available {
@@ -126,7 +126,7 @@ impl Sync<'_> {
             }
             let count = (max - total).min(replicas - available);
             let (_, updated) = self.scale_and_record(&rs, replicas - count).await?;
-            olds[i] = updated;
+            *slot = updated;
             total += count;
         }
         Ok(total)
@@ -145,18 +145,18 @@ impl Sync<'_> {
         olds.sort_by(|a, b| util::by_creation(a, b));
         let wanted = available - min_available;
         let mut total = 0;
-        for i in 0..olds.len() {
+        for slot in olds.iter_mut() {
             if total >= wanted {
                 break;
             }
-            let rs = Arc::clone(&olds[i]);
+            let rs = Arc::clone(slot);
             let replicas = spec_replicas(&rs);
             if replicas == 0 {
                 continue;
             }
             let count = replicas.min(wanted - total);
             let (_, updated) = self.scale_and_record(&rs, replicas - count).await?;
-            olds[i] = updated;
+            *slot = updated;
             total += count;
         }
         Ok(total)
@@ -170,14 +170,14 @@ impl Sync<'_> {
         let mut olds = self.old_replica_sets(rs_list);
         let mut new_rs = self.new_replica_set(rs_list, &olds, false).await?;
         let mut scaled_down = false;
-        for i in 0..olds.len() {
-            let rs = Arc::clone(&olds[i]);
+        for slot in olds.iter_mut() {
+            let rs = Arc::clone(slot);
             if spec_replicas(&rs) == 0 {
                 continue;
             }
             let (scaled, updated) = self.scale_and_record(&rs, 0).await?;
             scaled_down |= scaled;
-            olds[i] = updated;
+            *slot = updated;
         }
         if scaled_down || self.old_pods_running(new_rs.as_deref(), &olds).await? {
             return self.sync_rollout_status(&olds, new_rs.as_ref()).await;
@@ -275,10 +275,10 @@ impl Sync<'_> {
             return Ok(());
         }
         if util::is_saturated(&self.d, new_rs.as_deref()) {
-            for i in 0..olds.len() {
-                let rs = Arc::clone(&olds[i]);
+            for slot in olds.iter_mut() {
+                let rs = Arc::clone(slot);
                 if spec_replicas(&rs) > 0 {
-                    olds[i] = self.scale_and_record(&rs, 0).await?.1;
+                    *slot = self.scale_and_record(&rs, 0).await?.1;
                 }
             }
             return Ok(());

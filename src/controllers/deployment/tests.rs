@@ -96,7 +96,7 @@ fn ordering_by_size_then_age() {
     let old = rs("web-a", 3, 3, "2024-01-01T00:00:00Z");
     let new = rs("web-b", 3, 0, "2024-01-02T00:00:00Z");
     let big = rs("web-c", 5, 0, "2024-01-03T00:00:00Z");
-    let mut v = vec![&old, &new, &big];
+    let mut v = [&old, &new, &big];
     v.sort_by(|a, b| by_size(a, b, true));
     let names: Vec<&str> = v
         .iter()
