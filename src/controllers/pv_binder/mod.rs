@@ -53,6 +53,11 @@ pub fn start(ctx: &Ctx) {
                 if let Some(k) = ObjectKey::of(claim) {
                     q.add(k);
                 }
+                // A deleted claim releases its volume.
+                let volume = claim.pointer("/spec/volumeName").and_then(Value::as_str);
+                if let Some(v) = volume.filter(|v| !v.is_empty()) {
+                    q.add(ObjectKey::new("", v));
+                }
             },
         );
     }
