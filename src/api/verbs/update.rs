@@ -196,7 +196,11 @@ impl Api {
             r.name_rule,
         );
         causes.extend(r.validate(new));
-        causes.extend((r.strategy.validate_update)(new, old));
+        // A binding sets spec.nodeName, which pod updates may not change
+        // (upstream binds outside the pod update strategy too).
+        if subresource != Some("binding") {
+            causes.extend((r.strategy.validate_update)(new, old));
+        }
         if causes.is_empty() {
             Ok(())
         } else {
