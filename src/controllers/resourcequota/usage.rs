@@ -76,6 +76,7 @@ fn scope_expression_matches(
         .map(|v| v.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
     let op = text(expr, "/operator");
+    let exists = op != "DoesNotExist";
     match text(expr, "/scopeName") {
         "PriorityClass" => {
             let class = pod
@@ -90,10 +91,11 @@ fn scope_expression_matches(
                 _ => false,
             }
         }
-        "Terminating" => terminating == (op != "DoesNotExist"),
-        "NotTerminating" => !terminating == (op != "DoesNotExist"),
-        "BestEffort" => best_effort == (op != "DoesNotExist"),
-        "NotBestEffort" => !best_effort == (op != "DoesNotExist"),
+        // Exists selects pods in the scope, DoesNotExist those outside.
+        "Terminating" => terminating == exists,
+        "NotTerminating" => terminating != exists,
+        "BestEffort" => best_effort == exists,
+        "NotBestEffort" => best_effort != exists,
         _ => true,
     }
 }
