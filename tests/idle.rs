@@ -75,6 +75,13 @@ fn an_idle_cluster_writes_nothing_but_heartbeats() {
         bytes <= 20 * 1024,
         "the server wrote {bytes} bytes in an idle minute (budget 20 KB)"
     );
+    // The measure itself works: one real write shows up in both counters.
+    k.ok(&["create", "configmap", "after-idle", "--from-literal=k=v"]);
+    assert!(server.revision() > revision, "a create did not move the revision");
+    assert!(
+        write_bytes(server.pid()) > written + bytes,
+        "a create wrote nothing according to /proc/PID/io"
+    );
     // The leases were renewed all the same: reads see fresh renewTimes.
     let leases = k.json(&["get", "leases", "-n", "kube-node-lease", "-o", "json"]);
     let items = leases["items"].as_array().expect("lease list");

@@ -56,6 +56,13 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// 429 with status causes (reason, message): e.g. an eviction a
+    /// PodDisruptionBudget refuses (kubectl drain retries on it).
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        causes: Vec<(String, String)>,
+    },
     #[error("{0}")]
     Timeout(String),
     #[error("the server could not find the requested resource")]
@@ -130,6 +137,7 @@ impl ApiError {
             ApiError::Gone(_) => 410,
             ApiError::Unauthorized => 401,
             ApiError::Forbidden(_) => 403,
+            ApiError::TooManyRequests { .. } => 429,
             ApiError::Timeout(_) => 504,
             ApiError::Internal(_) => 500,
         }
@@ -149,6 +157,7 @@ impl ApiError {
             ApiError::Gone(_) => "Expired",
             ApiError::Unauthorized => "Unauthorized",
             ApiError::Forbidden(_) => "Forbidden",
+            ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Timeout(_) => "Timeout",
             ApiError::Internal(_) => "InternalError",
         }
@@ -191,6 +200,10 @@ impl ApiError {
                 causes,
             } => Some(details(name, group, kind, Some(causes))),
             ApiError::Internal(message) => Some(json!({"causes": [{"message": message}]})),
+            ApiError::TooManyRequests { causes, .. } => Some(json!({"causes": causes
+                .iter()
+                .map(|(reason, message)| json!({"reason": reason, "message": message}))
+                .collect::<Vec<_>>()})),
             _ => None,
         };
         if let (Some(d), Some(map)) = (details, status.as_object_mut()) {

@@ -82,9 +82,10 @@ fn status_i64(pdb: &Value, field: &str) -> i64 {
 /// The refusal kubectl drain waits on and retries (429 TooManyRequests
 /// with a DisruptionBudget cause).
 fn refused(cause: String) -> ApiError {
-    // ApiError has no TooManyRequests variant yet; Forbidden carries the
-    // same message until it does.
-    ApiError::Forbidden(format!("{REFUSED} {cause}").trim_end().to_string())
+    ApiError::TooManyRequests {
+        message: REFUSED.to_string(),
+        causes: vec![("DisruptionBudget".to_string(), cause)],
+    }
 }
 
 /// Upstream checkAndDecrement on the stored budget: refuses, or returns
