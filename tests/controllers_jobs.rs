@@ -155,6 +155,13 @@ fn parallel_and_indexed_jobs_complete() {
         "{events}"
     );
     assert!(events.contains("Job completed"), "{events}");
+    // A finished Job is left alone: nothing writes it any more.
+    let rv = get(&server, "job", "five")["metadata"]["resourceVersion"].clone();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        get(&server, "job", "five")["metadata"]["resourceVersion"],
+        rv
+    );
 
     k.ok(&[
         "wait",

@@ -7,6 +7,7 @@
 //! `indexes.rs` the completion indexes of Indexed Jobs.
 
 mod indexes;
+mod manage;
 mod pods;
 mod policy;
 mod status;
