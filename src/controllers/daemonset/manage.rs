@@ -11,7 +11,8 @@ use futures::future::join_all;
 use serde_json::Value;
 
 use super::nodes::{self, add_default_tolerations, pin_to_node};
-use super::{min_ready, pod_is_updated, pods, template_generation, DaemonController};
+use super::rollout::{allows_surge, rolling_update, surge_surplus};
+use super::{pods, template_generation, DaemonController};
 use super::{GENERATION_LABEL, HASH_LABEL};
 use crate::client::{Client, DeleteOptions};
 use crate::controllers::objects::{self, is_deleting, name, namespace, pod_phase};
@@ -58,28 +59,6 @@ fn sort_key(pod: &Value) -> (bool, String, String) {
 
 pub fn oldest(pods: &[Arc<Value>]) -> Option<&Arc<Value>> {
     pods.iter().min_by_key(|p| sort_key(p))
-}
-
-fn surge_and_unavailable(ds: &Value, desired: i64) -> (i64, i64) {
-    if ds
-        .pointer("/spec/updateStrategy/type")
-        .and_then(Value::as_str)
-        != Some("RollingUpdate")
-    {
-        return (0, 0);
-    }
-    let ru = ds.pointer("/spec/updateStrategy/rollingUpdate");
-    let get = |k: &str| ru.and_then(|r| r.get(k)).filter(|v| !v.is_null());
-    let surge = objects::scaled_value(get("maxSurge"), desired, true, 0);
-    let unavailable = objects::scaled_value(get("maxUnavailable"), desired, true, 1);
-    if desired > 0 && surge == 0 && unavailable == 0 {
-        return (0, 1);
-    }
-    (surge, unavailable)
-}
-
-fn allows_surge(ds: &Value) -> bool {
-    surge_and_unavailable(ds, 1).0 != 0
 }
 
 pub async fn sync(
@@ -173,136 +152,6 @@ pub async fn sync(
         retry_after,
         result,
     }
-}
-
-/// With surge, a node keeps the oldest new pod and the oldest old pod
-/// until the new one is available (or the old one is not ready).
-fn surge_surplus(ds: &Value, running: &[Arc<Value>], hash: &str) -> Vec<Arc<Value>> {
-    let generation = template_generation(ds);
-    let (mut newest, mut oldest_old, mut surplus) = (None, None, Vec::new());
-    for pod in running {
-        let slot = if pod_is_updated(pod, hash, generation.as_deref()) {
-            &mut newest
-        } else {
-            &mut oldest_old
-        };
-        if slot.is_none() {
-            *slot = Some(Arc::clone(pod));
-        } else {
-            surplus.push(Arc::clone(pod));
-        }
-    }
-    if let (Some(new), Some(old)) = (newest, oldest_old) {
-        if !objects::pod_is_ready(&old) || objects::pod_is_available(&new, min_ready(ds)) {
-            surplus.push(old);
-        }
-    }
-    surplus
-}
-
-/// A node's updated and outdated daemon pod (each at most one).
-type NewAndOld = (Option<Arc<Value>>, Option<Arc<Value>>);
-
-/// (nodes to create on, pods to delete) for one rolling-update step.
-fn rolling_update(
-    ds: &Value,
-    node_list: &[Arc<Value>],
-    by_node: &HashMap<String, Vec<Arc<Value>>>,
-    hash: &str,
-) -> (Vec<String>, Vec<Arc<Value>>) {
-    let generation = template_generation(ds);
-    let min_ready = min_ready(ds);
-    let mut per_node = by_node.clone();
-    let mut desired = 0;
-    for node in node_list {
-        if nodes::should_run(ds, node).0 {
-            desired += 1;
-            per_node.entry(name(node).to_string()).or_default();
-        }
-    }
-    let (max_surge, max_unavailable) = surge_and_unavailable(ds, desired);
-    let split = |pods: &[Arc<Value>]| -> Option<NewAndOld> {
-        let (mut new, mut old) = (None, None);
-        for pod in pods.iter().filter(|p| !is_deleting(p)) {
-            let slot = if pod_is_updated(pod, hash, generation.as_deref()) {
-                &mut new
-            } else {
-                &mut old
-            };
-            if slot.replace(Arc::clone(pod)).is_some() {
-                return None;
-            }
-        }
-        Some((new, old))
-    };
-    let available = |p: &Value| objects::pod_is_available(p, min_ready);
-    let mut sorted: Vec<(&String, &Vec<Arc<Value>>)> = per_node.iter().collect();
-    sorted.sort_by_key(|(n, _)| n.as_str());
-    let node_ok = |n: &str| {
-        node_list
-            .iter()
-            .find(|x| name(x) == n)
-            .is_some_and(|x| nodes::should_run(ds, x).0)
-    };
-    if max_surge == 0 {
-        let (mut unavailable, mut replace, mut candidates) = (0, Vec::new(), Vec::new());
-        for (_, pods) in sorted {
-            match split(pods) {
-                None | Some((None, None)) | Some((Some(_), Some(_))) => unavailable += 1,
-                Some((Some(new), None)) => unavailable += i64::from(!available(&new)),
-                Some((None, Some(old))) if !available(&old) => {
-                    replace.push(old);
-                    unavailable += 1;
-                }
-                Some((None, Some(old))) if unavailable < max_unavailable => candidates.push(old),
-                Some(_) => {}
-            }
-        }
-        let room = (max_unavailable - unavailable).clamp(0, candidates.len() as i64) as usize;
-        replace.extend(candidates.into_iter().take(room));
-        return (Vec::new(), replace);
-    }
-    let (mut surging, mut available_count) = (0, 0);
-    let (mut delete, mut not_wanted, mut allowed, mut candidates) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (node, pods) in sorted {
-        let Some((new, old)) = split(pods) else {
-            surging += 1;
-            continue;
-        };
-        if let Some(p) = old.as_ref().or(new.as_ref()) {
-            available_count += i64::from(available(p));
-        }
-        match (new, old) {
-            (_, None) => {}
-            (None, Some(old)) if !available(&old) => {
-                if node_ok(node) {
-                    allowed.push(node.clone())
-                } else {
-                    delete.push(old)
-                }
-            }
-            (None, Some(old)) => {
-                if !node_ok(node) {
-                    not_wanted.push(old);
-                } else if surging < max_surge {
-                    candidates.push(node.clone());
-                }
-            }
-            (Some(new), Some(old)) => {
-                if available(&new) {
-                    delete.push(old)
-                } else {
-                    surging += 1
-                }
-            }
-        }
-    }
-    let deletable = (available_count - desired).clamp(0, not_wanted.len() as i64) as usize;
-    delete.extend(not_wanted.into_iter().take(deletable));
-    let room = (max_surge - surging).clamp(0, candidates.len() as i64) as usize;
-    allowed.extend(candidates.into_iter().take(room));
-    (allowed, delete)
 }
 
 impl DaemonController {
@@ -404,5 +253,33 @@ impl DaemonController {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, node: &str, hash: &str, ready: bool) -> Arc<Value> {
+        let status = if ready { "True" } else { "False" };
+        Arc::new(
+            json!({"metadata": {"name": name, "labels": {HASH_LABEL: hash}},
+            "spec": {"nodeName": node},
+            "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": status}]}}),
+        )
+    }
+
+    #[test]
+    fn the_oldest_scheduled_pod_counts() {
+        let mut young = (*pod("y", "a", "h", true)).clone();
+        young["metadata"]["creationTimestamp"] = json!("2024-01-02T00:00:00Z");
+        let mut old = (*pod("o", "a", "h", true)).clone();
+        old["metadata"]["creationTimestamp"] = json!("2024-01-01T00:00:00Z");
+        let mut unscheduled = old.clone();
+        unscheduled["metadata"]["name"] = json!("u");
+        unscheduled["spec"]["nodeName"] = json!("");
+        let pods = [Arc::new(young), Arc::new(unscheduled), Arc::new(old)];
+        assert_eq!(oldest(&pods).map(|p| name(p)), Some("o"));
     }
 }

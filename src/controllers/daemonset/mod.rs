@@ -6,6 +6,7 @@
 mod manage;
 mod nodes;
 mod revisions;
+mod rollout;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -81,18 +82,26 @@ pub fn start(ctx: &Ctx) {
     runtime::run("daemonset", queue, reconciler, WORKERS);
 }
 
-/// Queues every DaemonSet (of `ns`, or all) from the cache.
-fn queue_all(client: &Local, queue: &Arc<WorkQueue<ObjectKey>>, ns: Option<String>) {
+/// Queues every DaemonSet from the cache (of the orphan pod's namespace
+/// whose selector matches it, when one is given).
+fn queue_all(client: &Local, queue: &Arc<WorkQueue<ObjectKey>>, orphan: Option<Arc<Value>>) {
     let (client, queue) = (client.clone(), Arc::clone(queue));
     tokio::spawn(async move {
         let opts = ListOptions {
             resource_version: Some("0".into()),
             ..Default::default()
         };
-        if let Ok(list) = client.list(&daemonsets(), ns.as_deref(), &opts).await {
+        let ns = orphan.as_deref().map(namespace);
+        if let Ok(list) = client.list(&daemonsets(), ns, &opts).await {
             for ds in list.items {
-                if let Some(k) = ObjectKey::of(&ds) {
-                    queue.add(k);
+                let selects = |pod: &Value| {
+                    objects::spec_selector(&ds)
+                        .is_ok_and(|s| !s.is_everything() && s.matches_object(pod))
+                };
+                if orphan.as_deref().is_none_or(selects) {
+                    if let Some(k) = ObjectKey::of(&ds) {
+                        queue.add(k);
+                    }
                 }
             }
         }
@@ -110,7 +119,7 @@ fn on_pod(client: &Local, queue: &Arc<WorkQueue<ObjectKey>>, change: Change, pod
     }
     // An orphan may be adopted by a DaemonSet of its namespace.
     if change != Change::Deleted && !objects::is_deleting(pod) {
-        queue_all(client, queue, Some(namespace(pod).to_string()));
+        queue_all(client, queue, Some(Arc::clone(pod)));
     }
 }
 

@@ -148,6 +148,28 @@ pub fn storage_matches(set: &Value, pod: &Value) -> bool {
     })
 }
 
+/// Whether a pod created now at `ord` gets the current revision rather
+/// than the update revision: below the partition (or, without rolling
+/// update parameters, below the current replica count), as upstream
+/// `newVersionedStatefulSetPod`.
+pub fn created_at_current(set: &Value, ord: i64) -> bool {
+    let start = start_ordinal(set);
+    let rolling = set
+        .pointer("/spec/updateStrategy/type")
+        .and_then(Value::as_str)
+        != Some("OnDelete");
+    let ru = set
+        .pointer("/spec/updateStrategy/rollingUpdate")
+        .filter(|v| !v.is_null());
+    let current_replicas = spec_i64(set, "/status/currentReplicas", 0);
+    let partition = ru
+        .and_then(|r| r.get("partition"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    (rolling && ru.is_none() && ord < start + current_replicas)
+        || (ru.is_some() && ord < start + partition)
+}
+
 /// A new pod of `set` (whose template is the one of the wanted revision)
 /// at `ord`, labelled with `revision` (upstream `newStatefulSetPod`).
 pub fn new_pod(set: &Value, ord: i64, revision: &str) -> Value {
@@ -248,6 +270,22 @@ mod tests {
         assert!(identity_matches(&set, &pod));
         assert!(storage_matches(&set, &pod));
         assert!(objects::is_controlled_by(&pod, "s1"));
+    }
+
+    #[test]
+    fn pods_below_the_partition_are_created_at_the_current_revision() {
+        let mut set = sts();
+        set["spec"]["updateStrategy"] =
+            json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 2}});
+        assert!(created_at_current(&set, 1));
+        assert!(!created_at_current(&set, 2));
+        set["spec"]["ordinals"] = json!({"start": 3});
+        assert!(created_at_current(&set, 4) && !created_at_current(&set, 5));
+        set["spec"]["updateStrategy"] = json!({"type": "OnDelete"});
+        assert!(!created_at_current(&set, 3));
+        set["spec"]["updateStrategy"] = json!({"type": "RollingUpdate"});
+        set["status"] = json!({"currentReplicas": 1});
+        assert!(created_at_current(&set, 3) && !created_at_current(&set, 4));
     }
 
     #[test]

@@ -71,22 +71,7 @@ impl<'a> PodControl<'a> {
     /// A pod to create at `ord`: at the current revision below the
     /// partition, else at the update revision (`newVersionedStatefulSetPod`).
     pub fn new_versioned(&self, ord: i64) -> Replica {
-        let set = self.set;
-        let start = identity::start_ordinal(set);
-        let rolling = super::sync::strategy_type(set) == "RollingUpdate";
-        let ru = set
-            .pointer("/spec/updateStrategy/rollingUpdate")
-            .filter(|v| !v.is_null());
-        let current_replicas = set
-            .pointer("/status/currentReplicas")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let partition = ru
-            .and_then(|r| r.get("partition"))
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
-        let at_current = (rolling && ru.is_none() && ord < start + current_replicas)
-            || (ru.is_some() && ord < start + partition);
+        let at_current = identity::created_at_current(self.set, ord);
         let pod = if at_current {
             identity::new_pod(&self.current_set, ord, &self.current_rev)
         } else {

@@ -278,50 +278,48 @@ impl PodControl<'_> {
         Ok(true)
     }
 
-    /// Deletes pods whose revision is not the update revision, from the
-    /// highest ordinal down to the partition; one at a time waiting for
-    /// health, or up to maxUnavailable when set. Returns how many.
+    /// Deletes the pods [`roll_plan`] picks; returns how many.
     async fn roll(&mut self, replicas: &[Replica]) -> Result<i64, Error> {
-        let set = self.set;
-        let update_min = set
-            .pointer("/spec/updateStrategy/rollingUpdate/partition")
-            .and_then(Value::as_i64)
-            .unwrap_or(0)
-            .max(0) as usize;
-        let max_unavailable = set.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable");
-        let update_rev = self.update_rev.clone();
-        let stale =
-            |r: &Replica| identity::revision_of(&r.pod) != update_rev && !is_deleting(&r.pod);
-        let Some(max_unavailable) = max_unavailable.filter(|v| !v.is_null()) else {
-            for r in replicas.iter().skip(update_min).rev() {
-                if stale(r) {
-                    self.delete_pod(&r.pod).await?;
-                    return Ok(1);
-                }
-                if !healthy(r) {
-                    return Ok(0);
-                }
-            }
-            return Ok(0);
-        };
-        let max =
-            objects::scaled_value(Some(max_unavailable), replicas.len() as i64, false, 1).max(1);
-        let unavailable = replicas.iter().filter(|r| !healthy(r)).count() as i64;
-        if unavailable >= max {
-            return Ok(0);
+        let plan = roll_plan(self.set, replicas, &self.update_rev);
+        for &i in &plan {
+            self.delete_pod(&replicas[i].pod).await?;
         }
-        let mut deleted = 0;
-        for r in replicas.iter().skip(update_min).rev() {
-            if deleted >= max - unavailable {
+        Ok(plan.len() as i64)
+    }
+}
+
+/// The replicas a rolling update deletes now: those whose revision is not
+/// the update revision, from the highest ordinal down to the partition;
+/// one at a time waiting for health, or up to maxUnavailable when set.
+pub fn roll_plan(set: &Value, replicas: &[Replica], update_rev: &str) -> Vec<usize> {
+    let update_min = set
+        .pointer("/spec/updateStrategy/rollingUpdate/partition")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+        .max(0) as usize;
+    let stale = |r: &Replica| identity::revision_of(&r.pod) != update_rev && !is_deleting(&r.pod);
+    let targets = (update_min..replicas.len()).rev();
+    let max_unavailable = set
+        .pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable")
+        .filter(|v| !v.is_null());
+    let Some(max_unavailable) = max_unavailable else {
+        for i in targets {
+            if stale(&replicas[i]) {
+                return vec![i];
+            }
+            if !healthy(&replicas[i]) {
                 break;
             }
-            if stale(r) {
-                self.delete_pod(&r.pod).await?;
-                deleted += 1;
-            }
         }
-        Ok(deleted)
-    }
+        return Vec::new();
+    };
+    let max = objects::scaled_value(Some(max_unavailable), replicas.len() as i64, false, 1).max(1);
+    let unavailable = replicas.iter().filter(|r| !healthy(r)).count() as i64;
+    let room = (max - unavailable).max(0) as usize;
+    targets
+        .filter(|&i| stale(&replicas[i]))
+        .take(room)
+        .collect()
 }
 
 /// The set with the template stored in `revision` (upstream `ApplyRevision`).
@@ -329,4 +327,75 @@ pub fn apply_revision(set: &Value, revision: &Value) -> Value {
     let mut s = set.clone();
     s["spec"]["template"] = history::template_of(revision);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replica(ord: usize, rev: &str, ready: bool) -> Replica {
+        let status = if ready { "True" } else { "False" };
+        Replica {
+            pod: Arc::new(json!({
+                "metadata": {"name": format!("web-{ord}"),
+                    "labels": {identity::REVISION_LABEL: rev}},
+                "status": {"phase": "Running",
+                    "conditions": [{"type": "Ready", "status": status}]}})),
+            created: true,
+        }
+    }
+
+    fn set(rolling: Value) -> Value {
+        json!({"spec": {"replicas": 3,
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": rolling}}})
+    }
+
+    #[test]
+    fn rolling_updates_go_from_the_highest_ordinal_one_at_a_time() {
+        let s = set(json!({"partition": 0}));
+        let all_old: Vec<Replica> = (0..3).map(|i| replica(i, "web-a", true)).collect();
+        assert_eq!(roll_plan(&s, &all_old, "web-b"), [2]);
+        let mut one_new = all_old.clone();
+        one_new[2] = replica(2, "web-b", false);
+        // web-2 updated but not ready yet: wait.
+        assert!(roll_plan(&s, &one_new, "web-b").is_empty());
+        one_new[2] = replica(2, "web-b", true);
+        assert_eq!(roll_plan(&s, &one_new, "web-b"), [1]);
+    }
+
+    #[test]
+    fn partitions_keep_lower_ordinals() {
+        let s = set(json!({"partition": 2}));
+        let mut replicas: Vec<Replica> = (0..3).map(|i| replica(i, "web-a", true)).collect();
+        assert_eq!(roll_plan(&s, &replicas, "web-b"), [2]);
+        replicas[2] = replica(2, "web-b", true);
+        assert!(roll_plan(&s, &replicas, "web-b").is_empty());
+    }
+
+    #[test]
+    fn max_unavailable_deletes_several_at_once() {
+        let s = set(json!({"partition": 0, "maxUnavailable": 2}));
+        let mut replicas: Vec<Replica> = (0..3).map(|i| replica(i, "web-a", true)).collect();
+        assert_eq!(roll_plan(&s, &replicas, "web-b"), [2, 1]);
+        replicas[2] = replica(2, "web-b", false);
+        assert_eq!(roll_plan(&s, &replicas, "web-b"), [1]);
+    }
+
+    #[test]
+    fn counts_skip_pods_not_yet_created() {
+        let mut status = json!({"currentRevision": "web-a", "updateRevision": "web-b"});
+        let mut pending = replica(2, "web-b", false);
+        pending.created = false;
+        let replicas = [
+            replica(0, "web-a", true),
+            replica(1, "web-b", false),
+            pending,
+        ];
+        count(&mut status, 0, &replicas);
+        assert_eq!(status["replicas"], 2);
+        assert_eq!(status["readyReplicas"], 1);
+        assert_eq!(status["availableReplicas"], 1);
+        assert_eq!(status["currentReplicas"], 1);
+        assert_eq!(status["updatedReplicas"], 1);
+    }
 }
