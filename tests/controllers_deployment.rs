@@ -1,9 +1,9 @@
 //! The deployment controller against real kubectl: rollouts keep
 //! availability, history/undo/restart/pause/resume/scale, Recreate, and
-//! cascading deletion. Pods are made Ready by [`FakeKubelet`], which
-//! honours the hollow kubelet's `ready-after-seconds` annotation (the
-//! scheduler is not wired into the server yet, so hollow nodes would get
-//! no pods).
+//! cascading and orphaning deletion. The server schedules the pods onto
+//! hollow nodes (`nanokube agent --hollow`), whose kubelet makes them
+//! Running and Ready by itself, steered by the `ready-after-seconds` and
+//! `never-ready` pod annotations.
 
 mod common;
 #[path = "controllers_deployment/support.rs"]
@@ -11,13 +11,22 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use common::{Kubectl, Proc, KUBECTL_NEWEST};
+use common::hollow::{hollow_agent, kubectl, HollowAgent, NEVER_READY, READY_AFTER};
+use common::{Kubectl, Proc};
 use serde_json::Value;
-use support::{AvailabilityProbe, FakeKubelet};
+use support::AvailabilityProbe;
 
-pub const READY_AFTER: &str = "hollow.nanokube.io/ready-after-seconds";
-pub const NEVER_READY: &str = "hollow.nanokube.io/never-ready";
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(90);
+/// Hollow nodes per test (4 CPUs, 110 pods each: room for every pod).
+const NODES: usize = 2;
+
+/// A server with `NODES` Ready hollow nodes. The agent is declared after
+/// the server so it is dropped (killed) first.
+fn cluster() -> (Proc, HollowAgent) {
+    let p = Proc::server();
+    let agent = hollow_agent(&p, NODES, &[]);
+    (p, agent)
+}
 
 fn manifest(name: &str, replicas: u32, strategy: &str, image: &str) -> String {
     format!(
@@ -44,12 +53,16 @@ spec:
 
 const SURGE_ONE: &str = "{type: RollingUpdate, rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}";
 
-/// Polls `cond` until true; panics with `what` and the server log.
-fn wait(p: &Proc, what: &str, mut cond: impl FnMut() -> bool) {
+/// Polls `cond` until true; panics with `what` and both logs.
+fn wait(p: &Proc, agent: &HollowAgent, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + ROLLOUT_TIMEOUT;
     while !cond() {
         if Instant::now() > deadline {
-            panic!("timed out waiting for {what}\nserver log:\n{}", p.log());
+            panic!(
+                "timed out waiting for {what}\nserver log:\n{}\nagent log:\n{}",
+                p.log(),
+                agent.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -84,6 +97,30 @@ fn replica_sets(k: &Kubectl, name: &str) -> Vec<Value> {
     items
 }
 
+/// The pods of app `name`.
+fn pods(k: &Kubectl, name: &str) -> Vec<Value> {
+    k.json(&["get", "pods", "-l", &format!("app={name}")])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Asserts every pod of app `name` runs Ready on one of the hollow nodes.
+fn assert_running_on_hollow_nodes(k: &Kubectl, agent: &HollowAgent, name: &str, n: usize) {
+    let pods = pods(k, name);
+    assert_eq!(pods.len(), n, "{pods:?}");
+    for pod in &pods {
+        let node = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        assert!(agent.nodes.iter().any(|n| n == node), "{pod}");
+        assert_eq!(pod["status"]["phase"], "Running", "{pod}");
+        let ready = pod["status"]["conditions"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+        });
+        assert!(ready, "{pod}");
+    }
+}
+
 fn image_of(obj: &Value) -> String {
     obj["spec"]["template"]["spec"]["containers"][0]["image"]
         .as_str()
@@ -100,14 +137,14 @@ fn annotation(obj: &Value, key: &str) -> String {
 
 #[test]
 fn rolling_update_history_undo_restart_pause_and_scale() {
-    let p = Proc::server();
-    let _kubelet = FakeKubelet::start(&p);
-    let k = p.kubectl(KUBECTL_NEWEST);
+    let (p, agent) = cluster();
+    let k = kubectl(&p);
     k.create_yaml(&manifest("web", 5, SURGE_ONE, "nginx:1.25"));
-    wait(&p, "web 5/5 available", || {
+    wait(&p, &agent, "web 5/5 available", || {
         rolled_out(&deploy(&k, "web"), 5)
     });
     k.ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert_running_on_hollow_nodes(&k, &agent, "web", 5);
     let d = deploy(&k, "web");
     assert_eq!(annotation(&d, "deployment.kubernetes.io/revision"), "1");
     let first = replica_sets(&k, "web");
@@ -161,7 +198,7 @@ fn rolling_update_history_undo_restart_pause_and_scale() {
     let min = probe.finish();
     assert_ne!(min, i64::MAX, "the probe never read the deployment");
     assert!(min >= 5, "availability dropped to {min} during the rollout");
-    wait(&p, "old replica set scaled to 0", || {
+    wait(&p, &agent, "old replica set scaled to 0", || {
         let rss = replica_sets(&k, "web");
         rss.len() == 2 && rss[0]["spec"]["replicas"] == 0 && rss[1]["spec"]["replicas"] == 5
     });
@@ -211,14 +248,14 @@ fn rolling_update_history_undo_restart_pause_and_scale() {
 
     // Paused: template changes wait, scaling still applies.
     k.ok(&["rollout", "pause", "deployment/web"]);
-    wait(&p, "DeploymentPaused", || {
+    wait(&p, &agent, "DeploymentPaused", || {
         deploy(&k, "web")["status"]["conditions"]
             .as_array()
             .is_some_and(|c| c.iter().any(|c| c["reason"] == "DeploymentPaused"))
     });
     k.ok(&["set", "image", "deployment/web", "app=nginx:1.27"]);
     k.ok(&["scale", "deployment/web", "--replicas=6"]);
-    wait(&p, "paused scale to 6", || {
+    wait(&p, &agent, "paused scale to 6", || {
         rolled_out(&deploy(&k, "web"), 6) || {
             let d = deploy(&k, "web");
             count(&d, "availableReplicas") == 6
@@ -234,13 +271,15 @@ fn rolling_update_history_undo_restart_pause_and_scale() {
 
     // Scale to zero and back.
     k.ok(&["scale", "deployment/web", "--replicas=0"]);
-    wait(&p, "no pods", || {
+    wait(&p, &agent, "no pods", || {
         k.json(&["get", "pods", "-l", "app=web"])["items"]
             .as_array()
             .is_some_and(Vec::is_empty)
     });
     k.ok(&["scale", "deployment/web", "--replicas=3"]);
-    wait(&p, "back to 3", || rolled_out(&deploy(&k, "web"), 3));
+    wait(&p, &agent, "back to 3", || {
+        rolled_out(&deploy(&k, "web"), 3)
+    });
     assert_eq!(
         replica_sets(&k, "web").len(),
         4,
@@ -264,9 +303,8 @@ fn rolling_update_history_undo_restart_pause_and_scale() {
 
 #[test]
 fn a_rollout_without_progress_exceeds_its_deadline() {
-    let p = Proc::server();
-    let _kubelet = FakeKubelet::start(&p);
-    let k = p.kubectl(KUBECTL_NEWEST);
+    let (p, agent) = cluster();
+    let k = kubectl(&p);
     let yaml = manifest("stuck", 1, SURGE_ONE, "nginx:1.25")
         .replace(
             "  replicas: 1\n",
@@ -277,7 +315,7 @@ fn a_rollout_without_progress_exceeds_its_deadline() {
             &format!("{NEVER_READY}: \"true\""),
         );
     k.create_yaml(&yaml);
-    wait(&p, "ProgressDeadlineExceeded", || {
+    wait(&p, &agent, "ProgressDeadlineExceeded", || {
         let d = deploy(&k, "stuck");
         d["status"]["conditions"].as_array().is_some_and(|c| {
             c.iter().any(|c| {
@@ -303,11 +341,10 @@ fn a_rollout_without_progress_exceeds_its_deadline() {
 
 #[test]
 fn recreate_stops_old_pods_before_starting_new_ones() {
-    let p = Proc::server();
-    let _kubelet = FakeKubelet::start(&p);
-    let k = p.kubectl(KUBECTL_NEWEST);
+    let (p, agent) = cluster();
+    let k = kubectl(&p);
     k.create_yaml(&manifest("db", 3, "{type: Recreate}", "postgres:15"));
-    wait(&p, "db 3/3", || rolled_out(&deploy(&k, "db"), 3));
+    wait(&p, &agent, "db 3/3", || rolled_out(&deploy(&k, "db"), 3));
     let old_hash = replica_sets(&k, "db")[0]["metadata"]["labels"]["pod-template-hash"]
         .as_str()
         .unwrap()
@@ -337,8 +374,9 @@ fn recreate_stops_old_pods_before_starting_new_ones() {
         }
         assert!(
             Instant::now() < deadline,
-            "recreate did not finish\n{}",
-            p.log()
+            "recreate did not finish\n{}\n{}",
+            p.log(),
+            agent.log()
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -356,15 +394,90 @@ fn recreate_stops_old_pods_before_starting_new_ones() {
 
 #[test]
 fn deleting_a_deployment_removes_its_replica_sets_and_pods() {
-    let p = Proc::server();
-    let _kubelet = FakeKubelet::start(&p);
-    let k = p.kubectl(KUBECTL_NEWEST);
+    let (p, agent) = cluster();
+    let k = kubectl(&p);
     k.create_yaml(&manifest("gone", 2, SURGE_ONE, "nginx:1.25"));
-    wait(&p, "gone 2/2", || rolled_out(&deploy(&k, "gone"), 2));
+    wait(&p, &agent, "gone 2/2", || {
+        rolled_out(&deploy(&k, "gone"), 2)
+    });
+    assert_running_on_hollow_nodes(&k, &agent, "gone", 2);
     k.ok(&["delete", "deployment", "gone"]);
-    wait(&p, "replica sets and pods removed", || {
+    wait(&p, &agent, "replica sets and pods removed", || {
         k.json(&["get", "rs,pods", "-l", "app=gone"])["items"]
             .as_array()
             .is_some_and(Vec::is_empty)
     });
+}
+
+#[test]
+fn orphaning_a_deployment_keeps_its_replica_sets_and_pods() {
+    let (p, agent) = cluster();
+    let k = kubectl(&p);
+    k.create_yaml(&manifest("kept", 2, SURGE_ONE, "nginx:1.25"));
+    wait(&p, &agent, "kept 2/2", || {
+        rolled_out(&deploy(&k, "kept"), 2)
+    });
+    assert_running_on_hollow_nodes(&k, &agent, "kept", 2);
+    let rs_before = replica_sets(&k, "kept");
+    assert_eq!(rs_before.len(), 1);
+    let rs_name = rs_before[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deploy_uid = deploy(&k, "kept")["metadata"]["uid"].clone();
+    assert_eq!(
+        rs_before[0]["metadata"]["ownerReferences"][0]["uid"], deploy_uid,
+        "{}",
+        rs_before[0]
+    );
+    let pod_names = |pods: &[Value]| {
+        let mut names: Vec<String> = pods
+            .iter()
+            .map(|p| p["metadata"]["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let pods_before = pod_names(&pods(&k, "kept"));
+
+    k.ok(&["delete", "deploy", "kept", "--cascade=orphan"]);
+    wait(&p, &agent, "deployment kept gone", || {
+        k.json(&["get", "deployments"])["items"]
+            .as_array()
+            .is_some_and(|items| items.iter().all(|d| d["metadata"]["name"] != "kept"))
+    });
+    // The garbage collector removes the owner reference from the RS.
+    wait(
+        &p,
+        &agent,
+        "owner reference removed from the replica set",
+        || {
+            let rs = k.json(&["get", "rs", &rs_name]);
+            rs["metadata"]["ownerReferences"]
+                .as_array()
+                .is_none_or(|refs| refs.iter().all(|r| r["uid"] != deploy_uid))
+        },
+    );
+    // Nothing is deleted afterwards: the RS and its pods stay as they were.
+    std::thread::sleep(Duration::from_secs(3));
+    let rss = replica_sets(&k, "kept");
+    assert_eq!(rss.len(), 1, "{rss:?}");
+    assert_eq!(rss[0]["metadata"]["name"], rs_name.as_str());
+    assert!(
+        rss[0]["metadata"]["deletionTimestamp"].is_null(),
+        "{}",
+        rss[0]
+    );
+    assert_eq!(rss[0]["spec"]["replicas"], 2);
+    let pods_after = pods(&k, "kept");
+    assert_eq!(pod_names(&pods_after), pods_before);
+    for pod in &pods_after {
+        assert!(pod["metadata"]["deletionTimestamp"].is_null(), "{pod}");
+        assert_eq!(
+            pod["metadata"]["ownerReferences"][0]["name"],
+            rs_name.as_str(),
+            "{pod}"
+        );
+    }
+    assert_running_on_hollow_nodes(&k, &agent, "kept", 2);
 }

@@ -1,13 +1,14 @@
 //! The scheduler against a real server: nodes are plain Node objects made
 //! Ready with kubectl (no agent), pods get `spec.nodeName`, a pod too big
 //! for every node gets upstream's FailedScheduling message and schedules
-//! once a big node joins.
+//! once a big node joins; the same with hollow nodes (`nanokube agent
+//! --hollow`), where the bound pod also runs.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::hollow::kubectl;
+use common::hollow::{hollow_agent, kubectl};
 use common::Proc;
 use serde_json::Value;
 
@@ -195,4 +196,36 @@ fn many_pods_spread_over_nodes() {
             "n{i} got {on} of 30 pods: {placed:?}"
         );
     }
+}
+
+#[test]
+fn a_pod_too_big_for_hollow_nodes_runs_once_a_big_hollow_node_joins() {
+    let p = Proc::server();
+    let small = hollow_agent(&p, 3, &[]);
+    let k = kubectl(&p);
+    k.create_yaml(&pod_yaml("huge", "\"100\"", ""));
+    let message = wait_for(&p, "FailedScheduling of pod huge", || {
+        failed_scheduling(&k, "huge").into_iter().next()
+    });
+    assert_eq!(
+        message,
+        "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: \
+         3 No preemption victims found for incoming pod.",
+        "small nodes {:?}",
+        small.nodes
+    );
+    let pod = k.json(&["get", "pod", "huge", "-n", "default"]);
+    assert_eq!(pod["status"]["phase"], "Pending", "{pod}");
+    assert!(node_of(&k, "huge").is_empty(), "{pod}");
+
+    let big = hollow_agent(&p, 1, &["--node-name", "big", "--hollow-cpu", "128"]);
+    assert_eq!(big.nodes, ["big-hollow-0"]);
+    let node = wait_for(&p, "binding of pod huge after a big node joined", || {
+        Some(node_of(&k, "huge")).filter(|n| !n.is_empty())
+    });
+    assert_eq!(node, "big-hollow-0");
+    wait_for(&p, "pod huge Running", || {
+        let v = k.json(&["get", "pod", "huge", "-n", "default"]);
+        (v["status"]["phase"] == "Running").then_some(())
+    });
 }
