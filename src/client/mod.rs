@@ -6,6 +6,7 @@
 // following issues; today the namespace controller uses part of it.
 #![allow(dead_code)]
 
+mod follow;
 mod local;
 mod recorder;
 mod remote;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub use follow::{follow, EventKind, Followed};
 pub use local::Local;
 pub use recorder::{EventType, Recorder};
 #[allow(unused_imports)] // the remote agent (multi-node issue) is its user

@@ -1,0 +1,105 @@
+//! The list-then-watch loop every informer runs: list a collection, hand
+//! the items over, watch from the list's resourceVersion, re-watch when a
+//! stream ends, re-list when the watch cannot resume (410) or fails.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{Client, EventStream, ListOptions, ResourceId, WatchOptions};
+
+/// What happened to an object in a watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// What [`follow`] hands over.
+#[derive(Debug)]
+pub enum Followed {
+    /// A full (re)list: everything not in it is gone.
+    Listed(Vec<Arc<Value>>),
+    Event {
+        kind: EventKind,
+        object: Arc<Value>,
+    },
+}
+
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Follows `res` (all namespaces) in one task, calling `on` for every list
+/// and every event, until `on` returns false.
+pub fn follow<C: Client + Clone>(
+    client: C,
+    res: ResourceId,
+    mut on: impl FnMut(Followed) -> bool + Send + 'static,
+) {
+    tokio::spawn(async move {
+        loop {
+            let list = match client.list(&res, None, &ListOptions::default()).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(resource = res.plural, error = %e, "cannot list; retrying");
+                    tokio::time::sleep(RETRY).await;
+                    continue;
+                }
+            };
+            if !on(Followed::Listed(list.items)) {
+                return;
+            }
+            let mut rv = list.resource_version;
+            // Watch from rv; re-watch when a stream ends, re-list on 410.
+            'watch: loop {
+                let opts = WatchOptions {
+                    resource_version: Some(rv.clone()),
+                    allow_bookmarks: true,
+                    ..Default::default()
+                };
+                let mut stream = match client.watch(&res, None, opts).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        if !e.is_gone() {
+                            tracing::warn!(resource = res.plural, error = %e, "cannot watch");
+                            tokio::time::sleep(RETRY).await;
+                        }
+                        break 'watch;
+                    }
+                };
+                loop {
+                    let event = match stream.next().await {
+                        Some(Ok(e)) => e,
+                        Some(Err(e)) => {
+                            tracing::debug!(resource = res.plural, error = %e, "watch ended");
+                            break 'watch;
+                        }
+                        None => continue 'watch,
+                    };
+                    let kind = match event.kind.as_str() {
+                        "ADDED" => Some(EventKind::Added),
+                        "MODIFIED" => Some(EventKind::Modified),
+                        "DELETED" => Some(EventKind::Deleted),
+                        "ERROR" => break 'watch,
+                        _ => None,
+                    };
+                    // Every event, bookmarks included, moves the resume point.
+                    if let Some(v) = event
+                        .object
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                    {
+                        rv = v.to_string();
+                    }
+                    if let Some(kind) = kind {
+                        let object = event.object;
+                        if !on(Followed::Event { kind, object }) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
