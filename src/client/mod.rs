@@ -18,7 +18,7 @@ use serde_json::Value;
 
 pub use follow::{follow, EventKind, Followed};
 pub use local::Local;
-pub use recorder::{EventType, Recorder};
+pub use recorder::Recorder;
 #[allow(unused_imports)] // the remote agent (multi-node issue) is its user
 pub use remote::{Remote, RemoteConfig};
 

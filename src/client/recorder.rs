@@ -4,7 +4,6 @@
 //! `count` and `lastTimestamp` instead of writing a new Event.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -55,7 +54,7 @@ impl Recorder {
     }
 
     /// Records an event about `obj` (any object with kind/apiVersion/metadata).
-    pub fn event(&self, obj: &Value, kind: EventType, reason: &str, message: &str) {
+    fn event(&self, obj: &Value, kind: EventType, reason: &str, message: &str) {
         let meta = obj.get("metadata");
         let text = |m: Option<&Value>, k: &str| {
             m.and_then(|m| m.get(k))
@@ -94,11 +93,15 @@ impl Recorder {
     }
 }
 
+/// What makes two events the same: (object uid, type, reason, message).
+type Aggregate = (String, &'static str, String, String);
+/// Where the first of them went: (namespace, event name, count).
+type Written = (String, String, i64);
+
 async fn write_events<C: Client>(client: C, component: String, mut rx: mpsc::Receiver<Pending>) {
     let events = ResourceId::new("", "v1", "events");
     // (uid, type, reason, message) -> (namespace, event name, count)
-    let mut seen: HashMap<(String, &'static str, String, String), (String, String, i64)> =
-        HashMap::new();
+    let mut seen: HashMap<Aggregate, Written> = HashMap::new();
     while let Some(p) = rx.recv().await {
         let uid = p.involved["uid"].as_str().unwrap_or("").to_string();
         let key = (uid, p.kind.as_str(), p.reason.clone(), p.message.clone());

@@ -129,11 +129,13 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
         }
     }
 
+    #[cfg(test)]
     pub fn shut_down(&self) {
         self.lock().shut_down = true;
         self.ready.notify_waiters();
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().queue.len()
     }
