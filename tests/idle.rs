@@ -77,7 +77,10 @@ fn an_idle_cluster_writes_nothing_but_heartbeats() {
     );
     // The measure itself works: one real write shows up in both counters.
     k.ok(&["create", "configmap", "after-idle", "--from-literal=k=v"]);
-    assert!(server.revision() > revision, "a create did not move the revision");
+    assert!(
+        server.revision() > revision,
+        "a create did not move the revision"
+    );
     assert!(
         write_bytes(server.pid()) > written + bytes,
         "a create wrote nothing according to /proc/PID/io"
