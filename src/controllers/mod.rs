@@ -9,6 +9,7 @@ mod disruption;
 mod endpoints;
 mod endpointslice;
 mod garbage_collector;
+mod hash;
 mod job;
 mod namespace;
 mod node_ipam;

@@ -5,31 +5,10 @@
 
 use serde_json::{Map, Value};
 
+use crate::controllers::hash::{fnv1a, safe_encode, FNV_OFFSET};
+
 /// The label a Deployment adds to its ReplicaSets, their selectors and pods.
 pub const HASH_LABEL: &str = "pod-template-hash";
-
-/// Upstream `rand.SafeEncodeString`'s alphabet: no vowels (no words), no
-/// look-alikes (0/1/3).
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-const FNV_OFFSET: u32 = 2_166_136_261;
-const FNV_PRIME: u32 = 16_777_619;
-
-fn fnv1a(mut hash: u32, bytes: &[u8]) -> u32 {
-    for b in bytes {
-        hash ^= u32::from(*b);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
-
-/// Maps every byte into [`ALPHANUMS`], as upstream does with the decimal
-/// text of the hash.
-pub fn safe_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
-        .collect()
-}
 
 /// The `pod-template-hash` of `template`. Upstream hashes the Go struct
 /// dump; we hash its canonical JSON (sorted keys, empty values dropped), so
@@ -135,19 +114,12 @@ mod tests {
     }
 
     #[test]
-    fn fnv32a_matches_the_reference_vectors() {
-        assert_eq!(fnv1a(FNV_OFFSET, b""), 0x811c_9dc5);
-        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xe40c_292c);
-        assert_eq!(fnv1a(FNV_OFFSET, b"foobar"), 0xbf9c_f968);
-    }
-
-    #[test]
-    fn safe_encoding_uses_upstreams_alphabet() {
-        // '0' is byte 48: 48 % 27 = 21 -> '4'; '9' is 57 % 27 = 3 -> 'f'.
-        assert_eq!(safe_encode("09"), "4f");
+    fn hash_uses_upstreams_alphabet() {
         let h = compute_hash(&template("nginx:1"), None);
         assert!(!h.is_empty() && h.len() <= 10);
-        assert!(h.bytes().all(|b| ALPHANUMS.contains(&b)));
+        assert!(h
+            .bytes()
+            .all(|b| crate::controllers::hash::ALPHANUMS.contains(&b)));
     }
 
     #[test]

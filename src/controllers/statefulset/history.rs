@@ -11,39 +11,15 @@ use serde_json::{json, Map, Value};
 use super::claim;
 use crate::api::selector::LabelSelector;
 use crate::client::{Client, DeleteOptions, Local, PatchType, ResourceId};
+use crate::controllers::hash::{fnv1, fnv1a, safe_encode, FNV_OFFSET};
 use crate::controllers::objects::{self, name, namespace};
 use crate::controllers::Error;
 
 /// The label upstream `NewControllerRevision` puts on StatefulSet revisions.
 pub const HASH_LABEL: &str = "controller.kubernetes.io/hash";
 
-/// Upstream `rand.SafeEncodeString`'s alphabet (no vowels, no look-alikes).
-const ALPHANUMS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-const FNV_OFFSET: u32 = 2_166_136_261;
-const FNV_PRIME: u32 = 16_777_619;
-
 pub fn resource() -> ResourceId {
     ResourceId::new("apps", "v1", "controllerrevisions")
-}
-
-pub fn safe_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| ALPHANUMS[usize::from(b) % ALPHANUMS.len()] as char)
-        .collect()
-}
-
-/// FNV-1 (multiply, then xor), as Go's `fnv.New32`.
-fn fnv1(bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(FNV_OFFSET, |h, b| h.wrapping_mul(FNV_PRIME) ^ u32::from(*b))
-}
-
-/// FNV-1a (xor, then multiply), as Go's `fnv.New32a`.
-fn fnv1a(start: u32, bytes: &[u8]) -> u32 {
-    bytes
-        .iter()
-        .fold(start, |h, b| (h ^ u32::from(*b)).wrapping_mul(FNV_PRIME))
 }
 
 /// Upstream `HashControllerRevision`: FNV-1 over the raw data and the
@@ -299,14 +275,7 @@ pub async fn delete(client: &Local, revision: &Value) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv_variants_match_reference_vectors() {
-        // Reference values of Go's hash/fnv for "a".
-        assert_eq!(fnv1(b"a"), 0x050c_5d7e);
-        assert_eq!(fnv1a(FNV_OFFSET, b"a"), 0xe40c_292c);
-        assert_eq!(fnv1(b""), FNV_OFFSET);
-    }
+    use crate::controllers::hash::ALPHANUMS;
 
     #[test]
     fn canonical_json_sorts_keys_and_escapes_as_go() {
