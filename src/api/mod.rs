@@ -15,6 +15,7 @@ mod verbs;
 
 pub mod openapi;
 pub mod patch;
+pub mod quantity;
 pub mod registry;
 pub mod selector;
 pub mod table;

@@ -127,61 +127,7 @@ pub fn quantity_value(v: &Value) -> Option<i128> {
 /// Parses "100m", "1Gi", "2", "500M", "1.5", "1e3" into milli-units,
 /// rounding up as `Quantity.MilliValue()` does.
 pub fn parse_milli(s: &str) -> Option<i128> {
-    let s = s.trim();
-    let num_end = s
-        .char_indices()
-        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.' || *c == '+' || *c == '-'))
-        .map_or(s.len(), |(i, _)| i);
-    let (num, suffix) = s.split_at(num_end);
-    if num.is_empty() {
-        return None;
-    }
-    // Decimal exponent ("1e3") versus the exa suffix ("1E").
-    let (base2, exp10): (u32, i32) = match suffix {
-        "" => (0, 0),
-        "n" => (0, -9),
-        "u" => (0, -6),
-        "m" => (0, -3),
-        "k" => (0, 3),
-        "M" => (0, 6),
-        "G" => (0, 9),
-        "T" => (0, 12),
-        "P" => (0, 15),
-        "E" => (0, 18),
-        "Ki" => (10, 0),
-        "Mi" => (20, 0),
-        "Gi" => (30, 0),
-        "Ti" => (40, 0),
-        "Pi" => (50, 0),
-        "Ei" => (60, 0),
-        e if e.starts_with(['e', 'E']) => (0, e[1..].parse::<i32>().ok()?),
-        _ => return None,
-    };
-    let negative = num.starts_with('-');
-    let digits = num.trim_start_matches(['+', '-']);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !int.chars().chain(frac.chars()).all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    // mantissa * 10^(exp10 + 3 - frac_len) * 2^base2 milli-units.
-    let mantissa: i128 = format!("{int}{frac}")
-        .trim_start_matches('0')
-        .parse()
-        .unwrap_or(0);
-    let mut scale = exp10 + 3 - frac.len() as i32;
-    let mut value = mantissa.checked_mul(1i128.checked_shl(base2)?)?;
-    while scale > 0 {
-        value = value.checked_mul(10)?;
-        scale -= 1;
-    }
-    if scale < 0 {
-        let div = 10i128.checked_pow((-scale) as u32)?;
-        value = (value + div - 1) / div;
-    }
-    Some(if negative { -value } else { value })
+    crate::api::quantity::parse(s)?.in_units(-3)
 }
 
 fn container_requests(c: &Value) -> Resources {

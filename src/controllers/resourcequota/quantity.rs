@@ -5,6 +5,8 @@
 
 use std::ops::{Add, AddAssign};
 
+use crate::api::quantity::{self, BINARY, DECIMAL};
+
 /// Whether a quantity was written with a binary (Ki, Mi, …) suffix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
@@ -21,27 +23,6 @@ pub struct Quantity {
 }
 
 const NANO: i128 = 1_000_000_000;
-const BINARY: &[(&str, u32)] = &[
-    ("Ki", 10),
-    ("Mi", 20),
-    ("Gi", 30),
-    ("Ti", 40),
-    ("Pi", 50),
-    ("Ei", 60),
-];
-const DECIMAL: &[(&str, i32)] = &[
-    ("n", -9),
-    ("u", -6),
-    ("m", -3),
-    ("", 0),
-    ("k", 3),
-    ("M", 6),
-    ("G", 9),
-    ("T", 12),
-    ("P", 15),
-    ("E", 18),
-];
-
 fn pow10(exp: i32) -> Option<i128> {
     10i128.checked_pow(u32::try_from(exp).ok()?)
 }
@@ -57,49 +38,13 @@ impl Quantity {
     /// Parses a quantity; fractions below a nano-unit are rounded up, as
     /// upstream rounds to its smallest scale.
     pub fn parse(text: &str) -> Option<Self> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-            .unwrap_or(text.len());
-        let (number, suffix) = text.split_at(split);
-        let (negative, number) = match number.strip_prefix('-') {
-            Some(n) => (true, n),
-            None => (false, number.strip_prefix('+').unwrap_or(number)),
-        };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if whole.is_empty() && fraction.is_empty() {
-            return None;
-        }
-        let digits = format!("{whole}{fraction}");
-        if !digits.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let mantissa: i128 = if digits.is_empty() {
-            0
-        } else {
-            digits.parse().ok()?
-        };
-        let (format, numerator, exp10) =
-            if let Some((_, shift)) = BINARY.iter().find(|(s, _)| *s == suffix) {
-                (Format::Binary, mantissa.checked_mul(1i128 << shift)?, 0)
-            } else if let Some((_, e)) = DECIMAL.iter().find(|(s, _)| *s == suffix) {
-                (Format::Decimal, mantissa, *e)
-            } else if let Some(e) = suffix.strip_prefix(['e', 'E']) {
-                (Format::Decimal, mantissa, e.parse::<i32>().ok()?)
-            } else {
-                return None;
-            };
-        // nanos = numerator * 10^(exp10 + 9 - fraction digits)
-        let exp = exp10 + 9 - fraction.len() as i32;
-        let nanos = if exp >= 0 {
-            numerator.checked_mul(pow10(exp)?)?
-        } else {
-            let d = pow10(-exp)?;
-            (numerator + d - 1) / d
-        };
+        let parsed = quantity::parse(text)?;
         Some(Quantity {
-            nanos: if negative { -nanos } else { nanos },
-            format,
+            nanos: parsed.in_units(-9)?,
+            format: match parsed.format {
+                quantity::Format::BinarySI => Format::Binary,
+                _ => Format::Decimal,
+            },
         })
     }
 
@@ -114,10 +59,10 @@ impl Quantity {
             let (suffix, shift) = BINARY
                 .iter()
                 .rev()
-                .find(|(_, s)| units % (1i128 << s) == 0)
+                .find(|(_, k)| units % (1i128 << (10 * k)) == 0)
                 .copied()
                 .unwrap_or(("", 0));
-            return format!("{}{suffix}", units >> shift);
+            return format!("{}{suffix}", units >> (10 * shift));
         }
         if self.format == Format::Binary && n % NANO == 0 {
             return (n / NANO).to_string();
