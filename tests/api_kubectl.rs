@@ -424,13 +424,22 @@ fn get_output_formats_and_selectors(version: &str) {
     labelled_configmaps(&k);
     k.ok(&["apply", "-n", "ns1", "-f", &fixture("app-v1.yaml")]);
 
-    let wide = k.ok(&["get", "-n", "ns1", "deployment", "web", "-o", "wide"]);
+    // The deployment controller creates the ReplicaSet (no nodes: nothing
+    // becomes ready), so wait for UP-TO-DATE.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut wide = k.ok(&["get", "-n", "ns1", "deployment", "web", "-o", "wide"]);
+    while cells(wide.lines().nth(1).unwrap_or("")).get(2) != Some(&"2")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(200));
+        wide = k.ok(&["get", "-n", "ns1", "deployment", "web", "-o", "wide"]);
+    }
     let lines: Vec<&str> = wide.lines().collect();
     assert_eq!(lines.len(), 2, "{wide}");
     let row = cells(lines[1]);
     // NAME READY UP-TO-DATE AVAILABLE AGE CONTAINERS IMAGES SELECTOR
     assert_eq!(row.len(), 8, "{wide}");
-    assert_eq!(&row[..4], ["web", "0/2", "0", "0"], "{wide}");
+    assert_eq!(&row[..4], ["web", "0/2", "2", "0"], "{wide}");
     assert_eq!(&row[5..], ["web", "nginx:1.25", "app=web"], "{wide}");
 
     let yaml = k.ok(&["get", "-n", "ns1", "configmap", "a", "-o", "yaml"]);
@@ -589,8 +598,8 @@ fn get_watch_prints_changes(version: &str) {
     // -o name watch: one line per event
     let watch = k.background(&["get", "cm", "-w", "-o", "name"]);
     assert_eq!(
-        watch.expect_lines(1, Duration::from_secs(20)),
-        ["configmap/other"]
+        watch.expect_lines(2, Duration::from_secs(20)),
+        ["configmap/kube-root-ca.crt", "configmap/other"]
     );
     k.configmap("default", "late", &[("a", "1")], &[]);
     assert_eq!(

@@ -468,23 +468,39 @@ fn delete_forms(version: &str) {
     for (ns, name) in [("ns1", "a"), ("ns1", "b"), ("ns2", "c")] {
         k.configmap(ns, name, &[("k", "v")], &[]);
     }
+    // (every namespace gets the root CA; its controller puts it back)
+    for ns in ["ns1", "ns2"] {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !k
+            .run(&["get", "cm", "kube-root-ca.crt", "-n", ns])
+            .status
+            .success()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no kube-root-ca.crt in {ns}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
     let out = k.ok(&["delete", "cm", "--all", "-n", "ns1"]);
     assert_eq!(
         out,
         format!(
-            "{}{}",
+            "{}{}{}",
             deleted("configmap \"a\"", "ns1"),
-            deleted("configmap \"b\"", "ns1")
+            deleted("configmap \"b\"", "ns1"),
+            deleted("configmap \"kube-root-ca.crt\"", "ns1")
         )
     );
-    let out = k.run(&["get", "cm", "-n", "ns1"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "No resources found in ns1 namespace.\n"
+    let left = k.ok(&["get", "cm", "-n", "ns1", "-o", "name"]);
+    assert!(
+        left.lines().all(|l| l == "configmap/kube-root-ca.crt"),
+        "{left}"
     );
     assert_eq!(
         k.ok(&["get", "cm", "-n", "ns2", "-o", "name"]),
-        "configmap/c\n"
+        "configmap/c\nconfigmap/kube-root-ca.crt\n"
     );
     // by label, and a namespace with its contents
     k.configmap("ns2", "l", &[("k", "v")], &[("drop", "yes")]);
@@ -494,7 +510,7 @@ fn delete_forms(version: &str) {
     );
     assert_eq!(
         k.ok(&["get", "cm", "-n", "ns2", "-o", "name"]),
-        "configmap/c\n"
+        "configmap/c\nconfigmap/kube-root-ca.crt\n"
     );
 }
 

@@ -117,15 +117,16 @@ fn run_script(python: &str, version: &str) {
         json!([]),
         "an unscheduled pod is deleted at once"
     );
-    assert_eq!(
-        got["pod_events"],
-        json!([
-            ["ADDED", "p1"],
-            ["MODIFIED", "p1"],
-            ["MODIFIED", "p1"],
-            ["DELETED", "p1"]
-        ]),
-        "{ctx}: the watch from the list's resourceVersion (python sends watch=True)"
+    // The script's two changes, plus the scheduler's PodScheduled=False
+    // status when it ran in between (no nodes here), in order.
+    let events = got["pod_events"].as_array().cloned().unwrap_or_default();
+    let modified = events.iter().filter(|e| e[0] == "MODIFIED").count();
+    assert!(
+        events.first() == Some(&json!(["ADDED", "p1"]))
+            && events.last() == Some(&json!(["DELETED", "p1"]))
+            && (2..=3).contains(&modified)
+            && events.len() == modified + 2,
+        "{ctx}: the watch from the list's resourceVersion (python sends watch=True): {events:?}"
     );
     assert_eq!(got["pod_read_after_delete"], 404);
 
@@ -142,16 +143,19 @@ fn run_script(python: &str, version: &str) {
         got["deployment_replaced"],
         json!({"image": "nginx:1.26", "replicas": 2})
     );
-    assert_eq!(
-        got["deployment_events"],
-        json!([
-            ["ADDED", "web"],
-            ["MODIFIED", "web"],
-            ["MODIFIED", "web"],
-            ["MODIFIED", "web"],
-            ["DELETED", "web"]
-        ]),
-        "{ctx}"
+    // The script's three changes and the deployment controller's status
+    // writes, between the creation and the deletion.
+    let events = got["deployment_events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let modified = events.iter().filter(|e| e[0] == "MODIFIED").count();
+    assert!(
+        events.first() == Some(&json!(["ADDED", "web"]))
+            && events.last() == Some(&json!(["DELETED", "web"]))
+            && modified >= 3
+            && events.len() == modified + 2,
+        "{ctx}: {events:?}"
     );
     assert_eq!(got["quiet_watch"]["events"], 0);
     let secs = got["quiet_watch"]["seconds"].as_f64().unwrap();
