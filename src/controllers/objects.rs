@@ -212,6 +212,48 @@ pub fn scaled_value(v: Option<&Value>, total: i64, round_up: bool, default: i64)
     }
 }
 
+/// Sort key: pods to delete first come first (upstream ActivePods order):
+/// unscheduled, then pending, then not ready, then with more restarts,
+/// then the newest.
+pub fn deletion_rank(
+    pod: &Value,
+) -> (
+    u8,
+    u8,
+    u8,
+    std::cmp::Reverse<i64>,
+    std::cmp::Reverse<String>,
+) {
+    let scheduled = pod
+        .get("spec")
+        .and_then(|s| s.get("nodeName"))
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.is_empty());
+    let phase = match pod_phase(pod) {
+        "Pending" => 0,
+        "Unknown" => 1,
+        _ => 2,
+    };
+    let restarts: i64 = pod
+        .get("status")
+        .and_then(|s| s.get("containerStatuses"))
+        .and_then(Value::as_array)
+        .map(|cs| {
+            cs.iter()
+                .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
+                .sum()
+        })
+        .unwrap_or(0);
+    let created = meta_str(pod, "creationTimestamp").to_string();
+    (
+        scheduled as u8,
+        phase,
+        pod_is_ready(pod) as u8,
+        std::cmp::Reverse(restarts),
+        std::cmp::Reverse(created),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -308,7 +308,7 @@ impl ReplicaController {
         count: usize,
     ) -> Result<(), Error> {
         let mut ranked: Vec<&Arc<Value>> = active.to_vec();
-        ranked.sort_by_key(|p| deletion_rank(p));
+        ranked.sort_by_key(|p| objects::deletion_rank(p));
         let victims = &ranked[..count.min(ranked.len()).min(BURST)];
         let results = join_all(victims.iter().map(|pod| {
             let opts = DeleteOptions {
@@ -431,48 +431,6 @@ fn same_status(old: Option<&Value>, new: &Value) -> bool {
                 .map_or(0, Vec::len)
 }
 
-/// Sort key: pods to delete first come first (upstream ActivePods order):
-/// unscheduled, then pending, then not ready, then with more restarts,
-/// then the newest.
-fn deletion_rank(
-    pod: &Value,
-) -> (
-    u8,
-    u8,
-    u8,
-    std::cmp::Reverse<i64>,
-    std::cmp::Reverse<String>,
-) {
-    let scheduled = pod
-        .get("spec")
-        .and_then(|s| s.get("nodeName"))
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty());
-    let phase = match objects::pod_phase(pod) {
-        "Pending" => 0,
-        "Unknown" => 1,
-        _ => 2,
-    };
-    let restarts: i64 = pod
-        .get("status")
-        .and_then(|s| s.get("containerStatuses"))
-        .and_then(Value::as_array)
-        .map(|cs| {
-            cs.iter()
-                .filter_map(|c| c.get("restartCount").and_then(Value::as_i64))
-                .sum()
-        })
-        .unwrap_or(0);
-    let created = objects::meta_str(pod, "creationTimestamp").to_string();
-    (
-        scheduled as u8,
-        phase,
-        objects::pod_is_ready(pod) as u8,
-        std::cmp::Reverse(restarts),
-        std::cmp::Reverse(created),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,7 +449,7 @@ mod tests {
             pod("n1", false, "2024-01-01T00:00:00Z"),
             pod("", false, "2024-01-01T00:00:00Z"),
         ];
-        pods.sort_by_key(deletion_rank);
+        pods.sort_by_key(objects::deletion_rank);
         assert_eq!(pods[0]["spec"]["nodeName"], "");
         assert_eq!(pods[1]["status"]["conditions"][0]["status"], "False");
         assert_eq!(

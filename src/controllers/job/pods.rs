@@ -258,7 +258,7 @@ pub fn for_removal<'a>(
     completions: Option<i64>,
 ) -> Vec<&'a Arc<Value>> {
     let mut left: Vec<&Arc<Value>> = active.to_vec();
-    left.sort_by_key(|p| removal_rank(p));
+    left.sort_by_key(|p| objects::deletion_rank(p));
     let mut remove = Vec::new();
     if let (true, Some(completions)) = (super::is_indexed(job), completions) {
         let mut seen = std::collections::HashSet::new();
@@ -276,27 +276,6 @@ pub fn for_removal<'a>(
     let more = at_least.saturating_sub(remove.len()).min(left.len());
     remove.extend(left.into_iter().take(more));
     remove
-}
-
-/// Least advanced first: unscheduled, then pending, then not ready, then newest.
-fn removal_rank(pod: &Value) -> (bool, u8, bool, std::cmp::Reverse<String>) {
-    let scheduled = pod
-        .get("spec")
-        .and_then(|s| s.get("nodeName"))
-        .and_then(Value::as_str)
-        .is_some_and(|n| !n.is_empty());
-    let phase = match objects::pod_phase(pod) {
-        "Pending" => 0,
-        "Unknown" => 1,
-        _ => 2,
-    };
-    let created = objects::meta_str(pod, "creationTimestamp").to_string();
-    (
-        scheduled,
-        phase,
-        objects::pod_is_ready(pod),
-        std::cmp::Reverse(created),
-    )
 }
 
 #[cfg(test)]
