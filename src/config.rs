@@ -107,6 +107,53 @@ pub struct CompactionArgs {
     pub compaction_min_revisions: i64,
 }
 
+/// The node agent's flags, shared by `server` (its own node) and `agent`.
+#[derive(Debug, Clone, Args)]
+pub struct NodeArgs {
+    /// Node name (default: the host name); with --hollow, the prefix of the hollow nodes' names
+    #[arg(long, env = "NANOKUBE_NODE_NAME")]
+    pub node_name: Option<String>,
+    /// IP address to advertise for the node (default: the first non-loopback IPv4 address)
+    #[arg(long, env = "NANOKUBE_NODE_IP")]
+    pub node_ip: Option<IpAddr>,
+    /// CRI socket of a container runtime that is already running (default: start containerd)
+    #[arg(long, env = "NANOKUBE_CONTAINER_RUNTIME_ENDPOINT")]
+    pub container_runtime_endpoint: Option<String>,
+    /// HTTPS port of the node agent (logs, exec, attach, port-forward)
+    #[arg(long, env = "NANOKUBE_KUBELET_PORT", default_value_t = 10250)]
+    pub kubelet_port: u16,
+    /// Cluster DNS server address given to pods
+    #[arg(long, env = "NANOKUBE_CLUSTER_DNS", default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+    /// Resources reserved for Kubernetes daemons, e.g. cpu=100m,memory=256Mi
+    #[arg(long, env = "NANOKUBE_KUBE_RESERVED")]
+    pub kube_reserved: Option<String>,
+    /// Resources reserved for the system, e.g. cpu=100m,memory=256Mi
+    #[arg(long, env = "NANOKUBE_SYSTEM_RESERVED")]
+    pub system_reserved: Option<String>,
+    /// Most pods this node runs
+    #[arg(long, env = "NANOKUBE_MAX_PODS", default_value_t = 110)]
+    pub max_pods: u32,
+    /// Disk usage percent of the image filesystem that starts image garbage collection
+    #[arg(long, env = "NANOKUBE_IMAGE_GC_HIGH_THRESHOLD", default_value_t = 85)]
+    pub image_gc_high_threshold: u8,
+    /// Disk usage percent image garbage collection frees down to
+    #[arg(long, env = "NANOKUBE_IMAGE_GC_LOW_THRESHOLD", default_value_t = 80)]
+    pub image_gc_low_threshold: u8,
+    /// Node label to register with, key=value (repeatable)
+    #[arg(long = "node-label", env = "NANOKUBE_NODE_LABEL", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
+    /// Node taint to register with, key=value:Effect (repeatable)
+    #[arg(long = "node-taint", env = "NANOKUBE_NODE_TAINT", value_delimiter = ',')]
+    pub node_taints: Vec<String>,
+    /// Directories holding the CNI plugin binaries (default: /usr/lib/cni, /opt/cni/bin)
+    #[arg(long, env = "NANOKUBE_CNI_BIN_DIR", value_delimiter = ',')]
+    pub cni_bin_dir: Vec<PathBuf>,
+    /// Leave containerd and the pods running when the agent stops
+    #[arg(long, env = "NANOKUBE_LEAVE_PODS_RUNNING")]
+    pub leave_pods_running: bool,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     #[command(flatten)]
@@ -166,6 +213,8 @@ pub struct ServerArgs {
         default_value_t = 300
     )]
     pub default_unreachable_toleration_seconds: i64,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -178,9 +227,11 @@ pub struct AgentArgs {
     /// Join token
     #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    /// Node name (default: the host name); with --hollow, the prefix of the hollow nodes' names
-    #[arg(long, env = "NANOKUBE_NODE_NAME")]
-    pub node_name: Option<String>,
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// Cluster DNS domain
+    #[arg(long, env = "NANOKUBE_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
     /// Register fake nodes that run pods without containers (for tests and scale benchmarks, like kubemark)
     #[arg(long)]
     pub hollow: bool,

@@ -7,8 +7,13 @@
 //! trusting it, check its SHA-256 against the hash in the join token, then
 //! talk to the API over TLS verified by that CA, with the token as bearer.
 
+#[allow(dead_code)]
+mod cri;
 mod hollow;
 mod join;
+mod kubelet;
+#[allow(dead_code)]
+mod runtime;
 
 use std::future::Future;
 
@@ -56,6 +61,7 @@ pub async fn run(args: AgentArgs, shutdown: impl Future<Output = ()>) -> Result<
     }
     let client = join::connect(&server, &token).await?;
     let prefix = args
+        .node
         .node_name
         .clone()
         .unwrap_or_else(hostname)
