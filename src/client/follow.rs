@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Client, EventStream, ListOptions, ResourceId, WatchOptions};
+use crate::api::selector::FieldSelector;
 
 /// What happened to an object in a watch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,11 +36,26 @@ const RETRY: Duration = Duration::from_secs(1);
 pub fn follow<C: Client + Clone>(
     client: C,
     res: ResourceId,
+    on: impl FnMut(Followed) -> bool + Send + 'static,
+) {
+    follow_selected(client, res, FieldSelector::default(), on)
+}
+
+/// [`follow`] restricted to the objects `fields` selects (a kubelet
+/// follows `spec.nodeName=<node>`).
+pub fn follow_selected<C: Client + Clone>(
+    client: C,
+    res: ResourceId,
+    fields: FieldSelector,
     mut on: impl FnMut(Followed) -> bool + Send + 'static,
 ) {
     tokio::spawn(async move {
         loop {
-            let list = match client.list(&res, None, &ListOptions::default()).await {
+            let opts = ListOptions {
+                field_selector: fields.clone(),
+                ..Default::default()
+            };
+            let list = match client.list(&res, None, &opts).await {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(resource = res.plural, error = %e, "cannot list; retrying");
@@ -54,6 +70,7 @@ pub fn follow<C: Client + Clone>(
             // Watch from rv; re-watch when a stream ends, re-list on 410.
             'watch: loop {
                 let opts = WatchOptions {
+                    field_selector: fields.clone(),
                     resource_version: Some(rv.clone()),
                     allow_bookmarks: true,
                     ..Default::default()

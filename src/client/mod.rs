@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-pub use follow::{follow, EventKind, Followed};
+pub use follow::{follow, follow_selected, EventKind, Followed};
 pub use local::Local;
 pub use recorder::Recorder;
 #[allow(unused_imports)] // the remote agent (multi-node issue) is its user
