@@ -47,6 +47,8 @@ pub enum Command {
     Agent(AgentArgs),
     /// Run only the datastore: an etcd v3 API over SQLite
     Datastore(DatastoreArgs),
+    /// Import or list container images on this node (air-gap images)
+    Images(ImagesArgs),
     /// Print the version
     Version,
 }
@@ -253,6 +255,26 @@ pub struct AgentArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct ImagesArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: ImagesCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ImagesCommand {
+    /// Import OCI or docker-archive tarballs (.tar, .tar.gz, .tar.zst) into the node's containerd
+    Import {
+        /// Image tarballs
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the images the node's containerd has
+    List,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct DatastoreArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -273,6 +295,7 @@ impl Command {
             Command::Server(_) => "server",
             Command::Agent(_) => "agent",
             Command::Datastore(_) => "datastore",
+            Command::Images(_) => "images",
             Command::Version => "version",
         }
     }
@@ -282,6 +305,7 @@ impl Command {
             Command::Server(a) => Some(&a.common),
             Command::Agent(a) => Some(&a.common),
             Command::Datastore(a) => Some(&a.common),
+            Command::Images(a) => Some(&a.common),
             Command::Version => None,
         }
     }

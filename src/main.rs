@@ -55,6 +55,10 @@ fn run(command: Command) -> anyhow::Result<()> {
             runtime()?.block_on(agent::run(args, shutdown_signal()))?;
             Ok(())
         }
+        Command::Images(args) => {
+            runtime()?.block_on(agent::images(args))?;
+            Ok(())
+        }
     }
 }
 

@@ -44,6 +44,12 @@ pub enum Error {
     Invalid(String),
 }
 
+/// `nanokube images import|list` against this node's containerd.
+pub async fn images(args: crate::config::ImagesArgs) -> Result<(), Error> {
+    let _ = args;
+    Err(Error::NotBuilt)
+}
+
 /// Runs the agent until `shutdown` completes.
 pub async fn run(args: AgentArgs, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     if !args.hollow {
