@@ -10,6 +10,7 @@
 mod files;
 mod issue;
 mod kubeconfig;
+mod kubelet;
 mod names;
 mod tls;
 mod token;
@@ -17,6 +18,9 @@ mod token;
 use std::path::{Path, PathBuf};
 
 pub use kubeconfig::{default_kubeconfig_path, parse_mode, write_kubeconfig};
+// The kubelet's HTTPS port and the API server's client towards it.
+#[allow(unused_imports)]
+pub use kubelet::{kubelet_serving_tls, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP};
 pub use names::{local_addresses, serving_names, ServingNames};
 // The HTTPS listener (API-server issue) authenticates clients with these.
 #[allow(unused_imports)]
