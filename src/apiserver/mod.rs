@@ -10,6 +10,9 @@ mod proto;
 mod query;
 mod resource;
 mod route;
+mod stream;
+/// Streaming passthrough, shared with the kubelet's server.
+pub mod upgrade;
 mod watch;
 
 use std::future::Future;
@@ -47,6 +50,9 @@ pub struct Server {
     started: Instant,
     /// Join-token authentication and the CA served at `/cacerts`.
     join: Join,
+    /// TLS towards kubelets (logs, exec, attach, port-forward); `None`
+    /// answers those with an error.
+    kubelet: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Server {
@@ -58,6 +64,17 @@ impl Server {
 
     /// A server that also accepts the cluster join token as a bearer token.
     pub fn with_join(api: Arc<Api>, address: String, join: Join) -> Arc<Server> {
+        Self::with_kubelet_client(api, address, join, None)
+    }
+
+    /// Also proxies pods' logs, exec, attach and port-forward to kubelets
+    /// with `kubelet` (see `Pki::kubelet_client_config`).
+    pub fn with_kubelet_client(
+        api: Arc<Api>,
+        address: String,
+        join: Join,
+        kubelet: Option<Arc<rustls::ClientConfig>>,
+    ) -> Arc<Server> {
         let kinds = api
             .registry()
             .all()
@@ -86,6 +103,7 @@ impl Server {
             address,
             started: Instant::now(),
             join,
+            kubelet,
         })
     }
 }
@@ -189,6 +207,15 @@ impl Server {
     ) -> Result<Response<Body>, ApiError> {
         let route = route::parse(req.uri().path());
         let query = query::Query::parse(req.uri().query());
+        if let Route::Resource(p) = &route {
+            if stream::handles(p) {
+                // Streams need the request itself (upgrades), unread.
+                if identity.is_none() && self.join.identify(req.headers()).is_none() {
+                    return Err(ApiError::Unauthorized);
+                }
+                return stream::handle(self, req, p).await;
+            }
+        }
         let (parts, body) = req.into_parts();
         // The body is read before any answer: answering first makes HTTP/2
         // reset the stream the client is still sending on.
