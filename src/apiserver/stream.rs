@@ -311,6 +311,16 @@ fn kubelet_status(code: StatusCode, text: &str) -> Response<Body> {
     codec::respond(code.as_u16(), &status, Output::Json)
 }
 
+/// Not reaching the kubelet: a 500 without a reason, as upstream's
+/// (kubectl prints `Error from server: error dialing backend: ...`).
+fn backend_error(text: &str) -> Response<Body> {
+    let status = json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {},
+        "status": "Failure", "message": text, "code": 500,
+    });
+    codec::respond(500, &status, Output::Json)
+}
+
 /// A TLS connection to a kubelet.
 async fn dial(
     tls: Arc<rustls::ClientConfig>,
@@ -366,34 +376,22 @@ pub async fn handle(
             "{sub} for pods is served by the node agent, which is not running in this server"
         )));
     };
-    let pod = server.api.get(pods, Some(ns), name).await?;
-    let container = match sub {
-        "portforward" => String::new(),
-        _ => pick_container(&pod, name, first(&q, "container"))?,
+    // Options are checked before the pod is looked at, as upstream.
+    let query = match sub {
+        "log" => log_query(name, &q)?,
+        "exec" => exec_query(&q, true),
+        "attach" => exec_query(&q, false),
+        _ => portforward_query(&q)?,
     };
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let (path, query) = match sub {
-        "log" => (
-            format!(
-                "/containerLogs/{}/{}/{}",
-                enc(ns),
-                enc(name),
-                enc(&container)
-            ),
-            log_query(name, &q)?,
-        ),
-        "exec" => (
-            format!("/exec/{}/{}/{}", enc(ns), enc(name), enc(&container)),
-            exec_query(&q, true),
-        ),
-        "attach" => (
-            format!("/attach/{}/{}/{}", enc(ns), enc(name), enc(&container)),
-            exec_query(&q, false),
-        ),
-        _ => (
-            format!("/portForward/{}/{}", enc(ns), enc(name)),
-            portforward_query(&q)?,
-        ),
+    let pod = server.api.get(pods, Some(ns), name).await?;
+    // Pod and container names are DNS labels: nothing to escape.
+    let path = match sub {
+        "portforward" => format!("/portForward/{ns}/{name}"),
+        _ => {
+            let container = pick_container(&pod, name, first(&q, "container"))?;
+            let endpoint = if is_log { "containerLogs" } else { sub };
+            format!("/{endpoint}/{ns}/{name}/{container}")
+        }
     };
     let node_name = pod
         .pointer("/spec/nodeName")
@@ -440,12 +438,7 @@ pub async fn handle(
     tracing::debug!(%authority, %target, "proxying to the kubelet");
     let io = match dial(tls, &host, port).await {
         Ok(io) => io,
-        Err(e) => {
-            return Ok(kubelet_status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("error dialing backend: {e}"),
-            ))
-        }
+        Err(e) => return Ok(backend_error(&format!("error dialing backend: {e}"))),
     };
     let result = if is_log {
         upgrade::get(io, &target, &authority).await
@@ -454,12 +447,7 @@ pub async fn handle(
     };
     let resp = match result {
         Ok(r) => r,
-        Err(e) => {
-            return Ok(kubelet_status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("error talking to the kubelet: {e}"),
-            ))
-        }
+        Err(e) => return Ok(backend_error(&format!("error talking to the kubelet: {e}"))),
     };
     // A failed upgrade goes back as the kubelet wrote it (clients show its
     // text); a failed log request becomes a Status, as upstream's checker.

@@ -10,6 +10,8 @@
 mod files;
 mod issue;
 mod kubeconfig;
+// Used by main.rs and the kubelet once they are wired (issue 5).
+#[allow(dead_code)]
 mod kubelet;
 mod names;
 mod tls;
