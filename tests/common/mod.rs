@@ -802,4 +802,6 @@ pub fn bench_mode(smoke_scale: f64) -> Option<(bool, f64)> {
     };
     Some((false, scale))
 }
+pub mod agent;
 pub mod hollow;
+pub mod images;
