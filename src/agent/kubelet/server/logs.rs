@@ -202,7 +202,10 @@ impl Formatter {
         }
         let start = out.len();
         if let (true, Some(time)) = (self.timestamps, time) {
-            out.extend_from_slice(time);
+            match fixed_utc(time) {
+                Some(t) => out.extend_from_slice(t.as_bytes()),
+                None => out.extend_from_slice(time),
+            }
             out.push(b' ');
         }
         out.extend_from_slice(text);
@@ -217,6 +220,18 @@ impl Formatter {
             }
         }
     }
+}
+
+/// A log time as upstream's kubelet writes it: UTC, nine fraction digits
+/// (`RFC3339NanoFixed`), whatever zone and precision the runtime used.
+fn fixed_utc(time: &[u8]) -> Option<String> {
+    let ts: jiff::Timestamp = std::str::from_utf8(time).ok()?.parse().ok()?;
+    let seconds = jiff::Timestamp::from_second(ts.as_second()).ok()?;
+    Some(format!(
+        "{}.{:09}Z",
+        seconds.strftime("%Y-%m-%dT%H:%M:%S"),
+        ts.subsec_nanosecond()
+    ))
 }
 
 /// Where to start reading so that the last `n` joined lines follow: just
@@ -326,7 +341,12 @@ mod tests {
             out.starts_with("2024-01-01T00:00:01.000000001Z one\n"),
             "{out}"
         );
-        assert!(out.contains("2024-01-01T00:00:03Z three\n"), "{out}");
+        assert!(
+            out.contains("2024-01-01T00:00:03.000000000Z three\n"),
+            "{out}"
+        );
+        let zoned = render(&o, "2024-01-01T01:00:00.5+01:00 stdout F x\n");
+        assert_eq!(zoned, "2024-01-01T00:00:00.500000000Z x\n");
     }
 
     #[test]
