@@ -726,6 +726,44 @@ impl Drop for Cluster {
     }
 }
 
+/// An instance's identity (slot, directory, id, markers) without a
+/// server, for testing the cleanup itself; torn down on drop.
+pub struct Scratch {
+    pub markers: cleanup::Markers,
+    /// The slot: cluster CIDR 10.(200+slot).0.0/16.
+    pub slot: u32,
+    _slot: Slot,
+    _tmp: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let slot = claim_slot();
+        let tmp = short_tempdir();
+        let root = tmp.path().canonicalize().expect("canonical temp dir");
+        let agent_dir = root.join("d").join("agent");
+        std::fs::create_dir_all(&agent_dir).expect("create agent dir");
+        let markers = cleanup::Markers {
+            id: instance_id(&agent_dir),
+            root,
+            agent_dir,
+            prefixes: slot_prefixes(slot.n),
+        };
+        Scratch {
+            markers,
+            slot: slot.n,
+            _slot: slot,
+            _tmp: tmp,
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        cleanup::teardown(&self.markers);
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Manifests
 

@@ -130,6 +130,25 @@ fn containerd_by_pidfile(m: &Markers) -> Option<i32> {
     (comm.trim() == "containerd" && alive(pid)).then_some(pid)
 }
 
+/// The socket a containerd shim v2 listens on, from its command line
+/// (`-namespace NS -id ID -address A`): containerd 1.6 names it
+/// `/run/containerd/s/<hex sha256 of "A/NS/ID">`; a SIGKILLed shim leaves
+/// it behind.
+fn shim_socket(pid: i32) -> Option<PathBuf> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<String> = raw
+        .split(|&b| b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let value = |flag: &str| args.windows(2).find(|w| w[0] == flag).map(|w| w[1].clone());
+    let (ns, id, address) = (value("-namespace")?, value("-id")?, value("-address")?);
+    let d = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{address}/{ns}/{id}").as_bytes(),
+    );
+    Some(Path::new("/run/containerd/s").join(hex::encode(d.as_ref())))
+}
+
 fn sigkill(pids: &[i32]) {
     for &p in pids {
         let _ = nix::sys::signal::kill(
@@ -521,8 +540,10 @@ fn cni_state_paths(m: &Markers) -> Vec<PathBuf> {
 pub fn teardown(m: &Markers) {
     // 1. containerd, shims and everything below them; then whatever is
     //    still in the instance's cgroups (containers whose shim died).
+    let mut sockets = Vec::new();
     for _ in 0..5 {
         let mut pids = instance_processes(m);
+        sockets.extend(pids.iter().filter_map(|&p| shim_socket(p)));
         pids.extend(containerd_by_pidfile(m));
         pids.extend(cgroup_pids(m));
         pids.sort_unstable();
@@ -532,6 +553,9 @@ pub fn teardown(m: &Markers) {
         }
         sigkill(&pids);
         wait_gone(&pids, Duration::from_secs(5));
+    }
+    for socket in sockets {
+        let _ = std::fs::remove_file(socket);
     }
     // 2. Mounts (rootfs overlays, netns bind mounts: unmounting the last
     //    reference destroys the netns and its veth pair, tmpfs volumes).
