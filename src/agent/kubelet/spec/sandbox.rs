@@ -125,7 +125,7 @@ pub fn sandbox_config(pod: &Pod, ctx: &SandboxContext) -> Result<api::PodSandbox
             cgroup_parent: ctx.cgroup_parent.clone(),
             security_context: Some(security::sandbox_security(pod)),
             sysctls,
-            overhead: None,
+            overhead: resources::sandbox_overhead(pod)?,
             resources: Some(resources::sandbox_resources(pod)?),
         }),
         windows: None,
