@@ -45,7 +45,11 @@ impl Supervisor {
         stop_stale(&layout.pid_file, &layout.config).await;
         let started = Instant::now();
         let mut child = spawn(&binary, &layout)?;
-        wait_ready(&layout, &mut child).await?;
+        if let Err(e) = wait_ready(&layout, &mut child).await {
+            terminate(&mut child).await;
+            let _ = std::fs::remove_file(&layout.pid_file);
+            return Err(e);
+        }
         tracing::info!(
             pid = child.id(),
             ms = started.elapsed().as_millis() as u64,
