@@ -239,7 +239,13 @@ async fn sync<C: Client>(
     asked: bool,
 ) {
     let now_i = Instant::now();
-    if asked || st.images_at.is_none_or(|t| now_i - t >= IMAGES_EVERY) {
+    // Asked (an image was pulled?): read again, but not more than once a second.
+    let max_age = if asked {
+        Duration::from_secs(1)
+    } else {
+        IMAGES_EVERY
+    };
+    if st.images_at.is_none_or(|t| now_i - t >= max_age) {
         refresh_images(cri, p, st).await;
     }
     let met = pressure::signals(&pressure::observe(&p.agent_dir, &st.image_fs));
