@@ -279,3 +279,38 @@ fn create_target(target: &Path, is_dir: bool) -> Result<(), VolumeError> {
     };
     made.map_err(|e| VolumeError::io(format!("creating {}", target.display()), e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn expansion_follows_upstream() {
+        let e = env(&[("A", "x"), ("B", "y"), ("A", "z"), ("EMPTY", "")]);
+        assert_eq!(expand("$(A)/$(B)", &e).unwrap(), "z/y");
+        assert_eq!(expand("$$(A)", &e).unwrap(), "$(A)");
+        assert_eq!(expand("a$b$", &e).unwrap(), "a$b$");
+        assert_eq!(expand("$(A", &e).unwrap(), "$(A");
+        assert_eq!(expand("é$(B)é", &e).unwrap(), "éyé");
+        assert_eq!(
+            expand("$(NOPE)/$(EMPTY)/$(A)", &e).unwrap_err(),
+            "missing value for EMPTY, NOPE"
+        );
+    }
+
+    #[test]
+    fn validation() {
+        validate("a/b").unwrap();
+        validate("a..b/c").unwrap();
+        assert!(validate("/abs").is_err());
+        assert!(validate("a/../b").is_err());
+        assert!(validate("..").is_err());
+    }
+}

@@ -255,6 +255,8 @@ async fn empty_dir_and_container_mounts_with_subpaths() {
     assert_eq!(m[1].host_path, sub.to_string_lossy());
     assert!(is_mount_point(&sub).unwrap());
     assert!(work.join("logs/web-1").is_dir(), "created as upstream");
+    let mode = fs::metadata(work.join("logs/web-1")).unwrap().mode() & 0o7777;
+    assert_eq!(mode, 0o777, "the volume root's mode, whatever the umask");
     // What is written through the bind lands in the volume.
     fs::write(sub.join("x"), "1").unwrap();
     assert_eq!(read(&work.join("logs/web-1/x")), "1");
