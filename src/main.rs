@@ -192,6 +192,27 @@ fn join_setup(
     })
 }
 
+/// The server's own node: its name, flags and kubelet TLS.
+fn local_node(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<agent::LocalNode> {
+    let name = args
+        .node
+        .node_name
+        .clone()
+        .unwrap_or_else(hostname)
+        .to_ascii_lowercase();
+    let mut ips: Vec<std::net::IpAddr> = args.node.node_ip.into_iter().collect();
+    ips.extend(pki::local_addresses());
+    let tls = pki::kubelet_serving_tls(&pki::tls_dir(data_dir), &name, &ips)
+        .context("issuing the kubelet serving certificate")?;
+    Ok(agent::LocalNode {
+        data_dir: data_dir.to_path_buf(),
+        node: args.node.clone(),
+        node_name: name,
+        cluster_domain: args.cluster_domain.clone(),
+        tls,
+    })
+}
+
 /// The address other machines and pods reach the API server at.
 fn advertise_address(args: &config::ServerArgs) -> std::net::IpAddr {
     if !args.bind_address.is_unspecified() && !args.bind_address.is_loopback() {
@@ -250,16 +271,15 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         },
     );
     let join = join_setup(&args, &server_dir, &pki)?;
-    let apiserver = apiserver::Server::with_join(
+    let kubelet_client = pki
+        .kubelet_client_config()
+        .context("issuing the api server's kubelet client certificate")?;
+    let apiserver = apiserver::Server::with_kubelet_client(
         api.clone(),
         format!("{advertise}:{}", args.https_listen_port),
         join,
+        Some(kubelet_client),
     );
-    if !args.disable_agent {
-        tracing::info!(
-            "the node agent is not part of this build yet; running the control plane only"
-        );
-    }
 
     let sock = server_dir.join("etcd.sock");
     // A socket left by a previous run would make bind fail.
@@ -318,6 +338,18 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
             apiserver::serve(apiserver, tls, https, stop)
                 .await
                 .map_err(anyhow::Error::from)
+        });
+    }
+    if !args.disable_agent {
+        let node = local_node(&args, &data_dir)?;
+        let client = client::Local::new(api.clone());
+        let stop = wait(stop_rx.clone());
+        tasks.spawn(async move {
+            agent::run_local(client, node, stop).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "node agent: {e} (run with --disable-agent for the control plane only)"
+                )
+            })
         });
     }
     tokio::select! {

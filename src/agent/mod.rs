@@ -42,12 +42,49 @@ pub enum Error {
     Client(#[from] ClientError),
     #[error("invalid setting: {0}")]
     Invalid(String),
+    #[error("{0}")]
+    Runtime(#[from] runtime::Error),
+    #[error("{0}")]
+    Kubelet(#[from] kubelet::Error),
 }
 
 /// `nanokube images import|list` against this node's containerd.
 pub async fn images(args: crate::config::ImagesArgs) -> Result<(), Error> {
-    let _ = args;
-    Err(Error::NotBuilt)
+    let agent_dir = args.common.data_dir().join("agent");
+    let cmd = match args.command {
+        crate::config::ImagesCommand::Import { files } => runtime::ImagesCommand::Import { files },
+        crate::config::ImagesCommand::List => runtime::ImagesCommand::List,
+    };
+    runtime::images_command(&agent_dir, cmd).await?;
+    Ok(())
+}
+
+/// The server's own node.
+pub struct LocalNode {
+    pub data_dir: std::path::PathBuf,
+    pub node: crate::config::NodeArgs,
+    pub node_name: String,
+    pub cluster_domain: String,
+    pub tls: std::sync::Arc<rustls::ServerConfig>,
+}
+
+/// Runs the node agent inside the server process, with the in-process
+/// client, until `shutdown`.
+pub async fn run_local(
+    client: crate::client::Local,
+    node: LocalNode,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let settings = kubelet::Settings {
+        data_dir: node.data_dir,
+        node: node.node,
+        node_name: node.node_name,
+        cluster_domain: node.cluster_domain,
+        server_role: true,
+        tls: node.tls,
+    };
+    kubelet::run(client, settings, shutdown).await?;
+    Ok(())
 }
 
 /// Runs the agent until `shutdown` completes.
