@@ -143,10 +143,18 @@ pub struct NodeArgs {
     #[arg(long, env = "NANOKUBE_IMAGE_GC_LOW_THRESHOLD", default_value_t = 80)]
     pub image_gc_low_threshold: u8,
     /// Node label to register with, key=value (repeatable)
-    #[arg(long = "node-label", env = "NANOKUBE_NODE_LABEL", value_delimiter = ',')]
+    #[arg(
+        long = "node-label",
+        env = "NANOKUBE_NODE_LABEL",
+        value_delimiter = ','
+    )]
     pub node_labels: Vec<String>,
     /// Node taint to register with, key=value:Effect (repeatable)
-    #[arg(long = "node-taint", env = "NANOKUBE_NODE_TAINT", value_delimiter = ',')]
+    #[arg(
+        long = "node-taint",
+        env = "NANOKUBE_NODE_TAINT",
+        value_delimiter = ','
+    )]
     pub node_taints: Vec<String>,
     /// Directories holding the CNI plugin binaries (default: /usr/lib/cni, /opt/cni/bin)
     #[arg(long, env = "NANOKUBE_CNI_BIN_DIR", value_delimiter = ',')]

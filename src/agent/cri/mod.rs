@@ -124,9 +124,12 @@ impl Cri {
         };
         for c in &status.conditions {
             if !c.status {
-                return Ok(Err(format!("{} is false: {} {}", c.r#type, c.reason, c.message)
-                    .trim()
-                    .to_string()));
+                return Ok(Err(format!(
+                    "{} is false: {} {}",
+                    c.r#type, c.reason, c.message
+                )
+                .trim()
+                .to_string()));
             }
         }
         Ok(Ok(()))
