@@ -305,7 +305,9 @@ pub async fn stop<C: Client + Clone>(
         .runtime()
         .stop_container(api::StopContainerRequest {
             container_id: id.to_string(),
-            timeout: i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            // Whole seconds, rounded up so the grace period is never cut short.
+            timeout: i64::try_from(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+                .unwrap_or(i64::MAX),
         })
         .await;
     if let Err(s) = result {
