@@ -193,11 +193,14 @@ fn cleanup_removes_what_an_instance_leaves() {
         &common::images::sha256_digest(id.as_bytes())[7..31]
     );
     let comment = format!(r#""name: \"nanokube-{id}\" id: \"{}\"""#, "ab".repeat(32));
+    // The same range used by hand by another instance: not ours.
+    let other = r#""name: \"nanokube-0badf00d\" id: \"foreign\"""#;
     iptables_restore(&format!(
         "*nat\n:{chain} - [0:0]\n\
          -A POSTROUTING -s {net}.0.5/32 -m comment --comment {comment} -j {chain}\n\
          -A {chain} -d {net}.0.0/16 -m comment --comment {comment} -j ACCEPT\n\
          -A {chain} ! -d 224.0.0.0/4 -m comment --comment {comment} -j MASQUERADE\n\
+         -A POSTROUTING -s {net}.0.77/32 -m comment --comment {other} -j ACCEPT\n\
          COMMIT\n\
          *filter\n\
          -A FORWARD -s {net}.0.0/16 -j ACCEPT\n\
@@ -236,8 +239,15 @@ fn cleanup_removes_what_an_instance_leaves() {
         Duration::from_secs(30),
     );
     let foreign_kept = String::from_utf8_lossy(&filter.stdout).contains(FOREIGN);
+    let nat = run_with_timeout(
+        Command::new("iptables-save").args(["-t", "nat"]),
+        None,
+        Duration::from_secs(30),
+    );
+    let other_kept = String::from_utf8_lossy(&nat.stdout).contains("nanokube-0badf00d");
     sh(&format!(
-        "iptables -D FORWARD -s 10.250.7.0/24 -m comment --comment \"{FOREIGN}\" -j ACCEPT || true"
+        "iptables -D FORWARD -s 10.250.7.0/24 -m comment --comment \"{FOREIGN}\" -j ACCEPT || true; \
+         iptables -t nat -D POSTROUTING -s {net}.0.77/32 -m comment --comment {other} -j ACCEPT || true"
     ));
     assert!(left.is_empty(), "left behind: {left:#?}");
     assert!(

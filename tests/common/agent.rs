@@ -64,7 +64,6 @@ pub fn require_node_prerequisites() {
     require_tool("iptables-save", "iptables");
     require_tool("iptables-restore", "iptables");
     require_tool("nft", "nftables");
-    require_tool("conntrack", "conntrack");
     require_tool("ip", "iproute2");
 }
 
@@ -95,6 +94,7 @@ struct Slot {
     _lock: nix::fcntl::Flock<std::fs::File>,
 }
 
+/// Whether an address or route of the machine lies in one of `prefixes`.
 fn range_in_use(prefixes: &[String]) -> bool {
     let probe = cleanup::Markers {
         root: PathBuf::new(),
@@ -102,13 +102,12 @@ fn range_in_use(prefixes: &[String]) -> bool {
         id: "-".into(),
         prefixes: prefixes.to_vec(),
     };
-    let addrs = run_with_timeout(
-        Command::new("ip").args(["-4", "-o", "addr", "show"]),
-        None,
-        CLIENT_TIMEOUT,
-    );
-    probe.has_address(&String::from_utf8_lossy(&addrs.stdout))
-        || !cleanup::instance_routes(&probe).is_empty()
+    let show = |args: &[&str]| {
+        let out = run_with_timeout(Command::new("ip").args(args), None, CLIENT_TIMEOUT);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    probe.has_address(&show(&["-4", "-o", "addr", "show"]))
+        || probe.has_address(&show(&["-4", "route", "show", "table", "all"]))
 }
 
 fn claim_slot() -> Slot {

@@ -44,8 +44,20 @@ impl Markers {
             .any(|t| self.prefixes.iter().any(|p| t.starts_with(p.as_str())))
     }
 
+    /// Whether `text` names another nanokube instance (`nanokube-<id>`
+    /// with an id not ours), as CNI comments do.
+    pub fn names_other_instance(&self, text: &str) -> bool {
+        text.match_indices("nanokube-").any(|(i, m)| {
+            let rest = &text[i + m.len()..];
+            let hex: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+            hex.len() == 8 && hex != self.id
+        })
+    }
+
+    /// Ours: names our id, or holds one of our addresses without naming
+    /// another instance (someone else may use the same range by hand).
     fn is_ours(&self, text: &str) -> bool {
-        self.has_id(text) || self.has_address(text)
+        self.has_id(text) || (self.has_address(text) && !self.names_other_instance(text))
     }
 }
 
@@ -327,8 +339,9 @@ const ROUTE_TYPES: &[&str] = &[
     "throw",
 ];
 
-/// IPv4 routes (any table) whose destination is in the instance's ranges,
-/// as the arguments that delete them: `[type] dst [table T]`.
+/// IPv4 routes (any table) whose destination is in the instance's ranges
+/// and whose device (if any) is the instance's, as the arguments that
+/// delete them: `[type] dst [table T]`.
 pub fn instance_routes(m: &Markers) -> Vec<Vec<String>> {
     let (_, out) = run("ip", &["-4", "route", "show", "table", "all"], None);
     let mut routes = Vec::new();
@@ -341,6 +354,12 @@ pub fn instance_routes(m: &Markers) -> Vec<Vec<String>> {
         };
         if !m.prefixes.iter().any(|p| dst.starts_with(p.as_str())) {
             continue;
+        }
+        // A route through another instance's bridge is not ours.
+        if let Some(dev) = words.windows(2).find(|w| w[0] == "dev") {
+            if !m.has_id(dev[1]) {
+                continue;
+            }
         }
         let mut args: Vec<String> = kind.into_iter().map(str::to_string).collect();
         args.push(dst.to_string());
@@ -370,7 +389,7 @@ fn delete_links_and_routes(m: &Markers) {
 }
 
 // ---------------------------------------------------------------------------
-// iptables, nftables, conntrack
+// iptables, nftables
 
 const IPTABLES_TABLES: &[&str] = &["nat", "filter", "mangle", "raw"];
 
@@ -496,20 +515,6 @@ fn nft_cleanup(m: &Markers) {
     }
 }
 
-fn conntrack_cleanup(m: &Markers) {
-    for p in &m.prefixes {
-        let net = format!("{p}0.0");
-        for dir in ["--orig-src", "--orig-dst"] {
-            let mask = if dir == "--orig-src" {
-                "--mask-src"
-            } else {
-                "--mask-dst"
-            };
-            let _ = run("conntrack", &["-D", dir, &net, mask, "255.255.0.0"], None);
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------
 // CNI state outside the data dir (host-local IPAM and libcni's result cache
 // default to /var/lib/cni when the conflist does not move them).
@@ -564,7 +569,6 @@ pub fn teardown(m: &Markers) {
     delete_links_and_routes(m);
     iptables_cleanup(m);
     nft_cleanup(m);
-    conntrack_cleanup(m);
     for p in cni_state_paths(m) {
         let _ = if p.is_dir() {
             std::fs::remove_dir_all(&p)
