@@ -175,7 +175,7 @@ impl Asm {
 
     /// Reserves a data item; returns its label (offset within the data).
     fn datum(&mut self, b: &[u8]) -> usize {
-        while !self.data.len().is_multiple_of(8) {
+        while self.data.len() % 8 != 0 {
             self.data.push(0);
         }
         let at = self.data.len();
@@ -442,23 +442,30 @@ mod tests {
         assert_eq!(tar, image_tarball().unwrap());
     }
 
-    /// Runs the program: it must stay up and exit 0 on SIGTERM.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn runs_and_exits_on_sigterm() {
+    /// Runs a pause program (through `runner`, e.g. qemu, if given): it
+    /// must stay up for 100 ms and exit 0 on SIGTERM.
+    fn run_and_terminate(program: &[u8], runner: Option<&std::path::Path>) {
         use nix::sys::signal::{kill, Signal};
         use nix::unistd::Pid;
         use std::os::unix::fs::PermissionsExt;
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pause");
-        std::fs::write(&path, executable().unwrap()).unwrap();
+        std::fs::write(&path, program).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let command = || match runner {
+            Some(r) => {
+                let mut c = std::process::Command::new(r);
+                c.arg(&path);
+                c
+            }
+            None => std::process::Command::new(&path),
+        };
         // Another test thread forking while the file was open for writing
         // makes exec fail with ETXTBSY for a moment: retry.
         let mut child = None;
         for _ in 0..50 {
-            match std::process::Command::new(&path).spawn() {
+            match command().spawn() {
                 Ok(c) => {
                     child = Some(c);
                     break;
@@ -475,5 +482,22 @@ mod tests {
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "{status:?}");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn runs_and_exits_on_sigterm() {
+        run_and_terminate(&x86_64(), None);
+    }
+
+    /// The other architectures' programs, where qemu-user is installed.
+    #[test]
+    fn foreign_programs_under_qemu() {
+        for (qemu, program) in [("qemu-aarch64", aarch64()), ("qemu-arm", armv7())] {
+            match super::super::config::find_on_path(qemu) {
+                Some(runner) => run_and_terminate(&program, Some(&runner)),
+                None => eprintln!("{qemu} not installed: not run"),
+            }
+        }
     }
 }

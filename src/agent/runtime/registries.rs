@@ -20,6 +20,8 @@ use serde::Deserialize;
 use super::config::quote;
 use super::Error;
 
+/// Unknown top-level keys are refused (a misspelt `mirrors` would silently
+/// drop every mirror); nested ones are ignored, as k3s adds keys over time.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registries {
@@ -30,7 +32,6 @@ pub struct Registries {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Mirror {
     #[serde(default)]
     endpoint: Vec<String>,
@@ -40,7 +41,6 @@ struct Mirror {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RegistryConfig {
     #[serde(default)]
     auth: Option<Auth>,
@@ -49,7 +49,6 @@ struct RegistryConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Auth {
     #[serde(default)]
     username: Option<String>,
@@ -62,7 +61,6 @@ struct Auth {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Tls {
     #[serde(default)]
     ca_file: Option<String>,

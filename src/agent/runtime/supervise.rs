@@ -259,7 +259,7 @@ async fn stop_stale(pid_file: &Path, config: &Path) {
 }
 
 /// Running and not a zombie.
-fn alive(pid: Pid) -> bool {
+pub fn alive(pid: Pid) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // The state follows the parenthesised command name.
         Ok(stat) => stat

@@ -166,29 +166,131 @@ async fn pod_on_real_containerd() {
     }
 }
 
-async fn scenario(agent: &Path) -> Result<(), String> {
-    let started = Instant::now();
-    let runtime = Runtime::start(RuntimeSettings {
+fn settings(agent: &Path, leave_running: bool) -> RuntimeSettings {
+    RuntimeSettings {
         agent_dir: agent.to_path_buf(),
         endpoint: None,
         cni_bin_dirs: Vec::new(),
-        leave_running: false,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+        leave_running,
+    }
+}
+
+fn containerd_pid(agent: &Path) -> i32 {
+    let text = std::fs::read_to_string(agent.join("containerd/containerd.pid")).unwrap();
+    text.trim().parse().unwrap()
+}
+
+async fn running_ids(cri: &Cri, sandbox: &str) -> Result<Vec<String>, String> {
+    let containers = cri
+        .runtime()
+        .list_containers(api::ListContainersRequest {
+            filter: Some(api::ContainerFilter {
+                state: Some(api::ContainerStateValue {
+                    state: api::ContainerState::ContainerRunning as i32,
+                }),
+                pod_sandbox_id: sandbox.to_string(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner()
+        .containers;
+    Ok(containers.into_iter().map(|c| c.id).collect())
+}
+
+async fn scenario(agent: &Path) -> Result<(), String> {
+    let started = Instant::now();
+    let runtime = Runtime::start(settings(agent, true))
+        .await
+        .map_err(|e| e.to_string())?;
     let start_total = started.elapsed();
     let t = runtime.timings.clone();
     println!(
         "start: containerd→CRI ready {:?}, pause image {:?}, A/images import {:?}, total {:?}",
         t.containerd_ready, t.pause_image, t.images, start_total
     );
-    let outcome = pod(&runtime, agent).await;
-    // Stop containerd whatever happened; the caller cleans the rest.
+    let (sandbox, container) = match pod(&runtime, agent).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            runtime.stop().await;
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(containerd_pid(agent)),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            return Err(e);
+        }
+    };
+
+    // containerd dies: Down, then Up again after the 1 s backoff; the
+    // container keeps running (its shim holds it).
+    let mut health = runtime.health();
+    health.borrow_and_update();
+    let t0 = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(containerd_pid(agent)),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .map_err(|e| e.to_string())?;
+    let mut seen_down = false;
+    while *health.borrow_and_update() != Health::Up || !seen_down {
+        if matches!(*health.borrow(), Health::Down(_)) {
+            seen_down = true;
+        }
+        tokio::time::timeout(Duration::from_secs(10), health.changed())
+            .await
+            .map_err(|_| "containerd was not restarted".to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    let cri = Cri::connect(&runtime.cri_endpoint())
+        .await
+        .map_err(|e| e.to_string())?;
+    let ids = running_ids(&cri, &sandbox).await?;
+    println!(
+        "containerd killed → restarted and Up in {:?}; running: {ids:?}",
+        t0.elapsed()
+    );
+    if ids != [container.clone()] {
+        return Err(format!("after the containerd restart: running {ids:?}"));
+    }
+
+    // The agent stops leaving containerd running, and a new agent run
+    // replaces that containerd: the container survives both.
+    let old = containerd_pid(agent);
     runtime.stop().await;
-    outcome
+    if !std::path::Path::new(&format!("/proc/{old}")).exists() {
+        return Err("containerd was stopped despite leave_running".into());
+    }
+    let t0 = Instant::now();
+    let runtime = Runtime::start(settings(agent, false))
+        .await
+        .map_err(|e| e.to_string())?;
+    let restart = t0.elapsed();
+    let new = containerd_pid(agent);
+    let ids = running_ids(&cri, &sandbox).await?;
+    println!(
+        "agent restart: new containerd {new} (was {old}) ready in {restart:?}; running: {ids:?}"
+    );
+    let outcome = if new == old || supervise_alive(old) {
+        Err("the stale containerd was not replaced".to_string())
+    } else if ids != [container.clone()] {
+        Err(format!("after the agent restart: running {ids:?}"))
+    } else {
+        Ok(())
+    };
+    let torn = teardown(&cri, sandbox, container).await;
+    runtime.stop().await;
+    if supervise_alive(new) {
+        return Err("containerd still runs after stop".into());
+    }
+    outcome.and(torn)
 }
 
-async fn pod(runtime: &Runtime, agent: &Path) -> Result<(), String> {
+fn supervise_alive(pid: i32) -> bool {
+    supervise::alive(nix::unistd::Pid::from_raw(pid))
+}
+
+async fn pod(runtime: &Runtime, agent: &Path) -> Result<(String, String), String> {
     let cri = Cri::connect(&runtime.cri_endpoint())
         .await
         .map_err(|e| e.to_string())?;
@@ -323,9 +425,17 @@ async fn pod(runtime: &Runtime, agent: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .into_inner()
         .containers;
-    let ok = running.len() == 1 && running[0].id == container && ip.starts_with("10.250.0.");
+    if running.len() != 1 || running[0].id != container || !ip.starts_with("10.250.0.") {
+        let _ = teardown(&cri, sandbox, container).await;
+        return Err(format!(
+            "expected one running container with a pod IP, got {running:?}, ip {ip:?}"
+        ));
+    }
+    Ok((sandbox, container))
+}
 
-    // Tear down through CRI, as the kubelet will.
+/// Tears the pod down through CRI, as the kubelet will.
+async fn teardown(cri: &Cri, sandbox: String, container: String) -> Result<(), String> {
     let rt = cri.runtime();
     let _ = rt
         .clone()
@@ -352,11 +462,6 @@ async fn pod(runtime: &Runtime, agent: &Path) -> Result<(), String> {
         })
         .await
         .map_err(|e| format!("RemovePodSandbox: {e}"))?;
-    if !ok {
-        return Err(format!(
-            "expected one running container with a pod IP, got {running:?}, ip {ip:?}"
-        ));
-    }
     Ok(())
 }
 
@@ -367,6 +472,24 @@ fn cleanup(tmp: &Path, id: &str) {
             .args(&args[1..])
             .output()
     };
+    // containerd and shims of this directory, should a failure leave any.
+    let marker = tmp.to_string_lossy().into_owned();
+    if let Ok(procs) = std::fs::read_dir("/proc") {
+        for p in procs.flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if pid != std::process::id() as i32 && cmdline.contains(&marker) {
+                println!("leftover process {pid}: {cmdline}");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
     let _ = run(&["ip", "link", "del", &format!("nk{id}")]);
     // The bridge plugin's masquerade rules name the network in a comment.
     if let Ok(out) = run(&["iptables-save", "-t", "nat"]) {
@@ -423,7 +546,17 @@ fn cleanup(tmp: &Path, id: &str) {
     }
 }
 
+/// Kills what still runs in a cgroup tree, then removes it.
 fn remove_cgroup_tree(dir: &Path) {
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            println!("leftover process {pid} in {}", dir.display());
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
