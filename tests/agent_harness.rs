@@ -254,5 +254,9 @@ fn cleanup_removes_what_an_instance_leaves() {
         foreign_kept,
         "the cleanup removed a rule of nobody's instance"
     );
+    assert!(
+        other_kept,
+        "the cleanup removed another instance's rule in its range"
+    );
     assert!(!vol.exists() || cleanup::mounts_under(&m.root).is_empty());
 }

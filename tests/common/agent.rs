@@ -904,7 +904,17 @@ pub type Scenario<'a> = (&'static str, Box<dyn FnOnce() + Send + 'a>);
 /// Runs scenarios against one cluster in parallel threads (named after
 /// them, so their panics say which failed); fails listing every failed one.
 pub fn run_scenarios(scenarios: Vec<Scenario<'_>>) {
-    let failed: Vec<&str> = std::thread::scope(|s| {
+    let failed = try_scenarios(scenarios);
+    assert!(
+        failed.is_empty(),
+        "scenarios failed: {failed:?} (their panic messages are printed above)"
+    );
+}
+
+/// Like [`run_scenarios`] but returns the names of the failed scenarios,
+/// so a test can go on with later (sequential) steps.
+pub fn try_scenarios(scenarios: Vec<Scenario<'_>>) -> Vec<&'static str> {
+    std::thread::scope(|s| {
         let handles: Vec<_> = scenarios
             .into_iter()
             .map(|(name, f)| {
@@ -919,9 +929,5 @@ pub fn run_scenarios(scenarios: Vec<Scenario<'_>>) {
             .into_iter()
             .filter_map(|(name, h)| h.join().is_err().then_some(name))
             .collect()
-    });
-    assert!(
-        failed.is_empty(),
-        "scenarios failed: {failed:?} (their panic messages are printed above)"
-    );
+    })
 }

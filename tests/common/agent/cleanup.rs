@@ -146,7 +146,7 @@ fn containerd_by_pidfile(m: &Markers) -> Option<i32> {
 /// (`-namespace NS -id ID -address A`): containerd 1.6 names it
 /// `/run/containerd/s/<hex sha256 of "A/NS/ID">`; a SIGKILLed shim leaves
 /// it behind.
-fn shim_socket(pid: i32) -> Option<PathBuf> {
+fn shim_socket(pid: i32) -> Option<(String, PathBuf)> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<String> = raw
         .split(|&b| b == 0)
@@ -158,7 +158,22 @@ fn shim_socket(pid: i32) -> Option<PathBuf> {
         &ring::digest::SHA256,
         format!("{address}/{ns}/{id}").as_bytes(),
     );
-    Some(Path::new("/run/containerd/s").join(hex::encode(d.as_ref())))
+    let socket = Path::new("/run/containerd/s").join(hex::encode(d.as_ref()));
+    Some((id, socket))
+}
+
+/// libcni's cached results of sandbox `id` (`<network>-<id>-<ifname>`, the
+/// loopback network's too): left behind when the sandbox was never torn
+/// down through CNI.
+fn cni_results_of(sandbox: &str) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir("/var/lib/cni/results") else {
+        return Vec::new();
+    };
+    let needle = format!("-{sandbox}-");
+    dir.flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(&needle))
+        .map(|e| e.path())
+        .collect()
 }
 
 fn sigkill(pids: &[i32]) {
@@ -559,8 +574,14 @@ pub fn teardown(m: &Markers) {
         sigkill(&pids);
         wait_gone(&pids, Duration::from_secs(5));
     }
-    for socket in sockets {
+    for (sandbox, socket) in sockets {
         let _ = std::fs::remove_file(socket);
+        // Sandbox ids are 64 hex: never a pattern that matches broadly.
+        if sandbox.len() == 64 && sandbox.chars().all(|c| c.is_ascii_hexdigit()) {
+            for f in cni_results_of(&sandbox) {
+                let _ = std::fs::remove_file(f);
+            }
+        }
     }
     // 2. Mounts (rootfs overlays, netns bind mounts: unmounting the last
     //    reference destroys the netns and its veth pair, tmpfs volumes).
