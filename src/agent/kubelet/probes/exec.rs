@@ -140,4 +140,66 @@ mod tests {
         assert_eq!(out.len(), MAX_OUTPUT);
         assert_eq!(output(&resp(1, "out ", "err")), "out err");
     }
+
+    mod with_fake_runtime {
+        use k8s_openapi::api::core::v1::{EnvVar, ExecAction, Probe};
+
+        use crate::agent::kubelet::probes::testing::fake_cri;
+        use crate::agent::kubelet::probes::{run_once, Kind, Outcome};
+
+        use super::*;
+
+        fn exec(cmd: &[&str]) -> Probe {
+            Probe {
+                exec: Some(ExecAction {
+                    command: Some(cmd.iter().map(|s| s.to_string()).collect()),
+                }),
+                timeout_seconds: Some(2),
+                ..Default::default()
+            }
+        }
+
+        #[tokio::test]
+        async fn exec_probes_through_cri() {
+            let dir = tempfile::tempdir().unwrap();
+            let (t, calls) = fake_cri(dir.path());
+            let container = Container {
+                name: "app".into(),
+                env: Some(vec![EnvVar {
+                    name: "WORD".into(),
+                    value: Some("hi".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            };
+            let once = |p: Probe| {
+                let (c, t) = (container.clone(), t.clone());
+                async move { run_once(Kind::Liveness, &p, &c, &t).await }
+            };
+            assert_eq!(once(exec(&["true"])).await, Outcome::Success);
+            assert_eq!(
+                once(exec(&["cat", "/tmp/healthy"])).await,
+                Outcome::Failure(
+                    "Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory\n"
+                        .into()
+                )
+            );
+            assert_eq!(
+                once(exec(&["sleep", "5"])).await,
+                Outcome::Failure("Liveness probe failed: command \"sleep 5\" timed out".into())
+            );
+            assert_eq!(once(exec(&["echo", "$(WORD)"])).await, Outcome::Success);
+            let Outcome::Unknown(msg) = once(exec(&["nope"])).await else {
+                panic!("a runtime error is no failure");
+            };
+            assert_eq!(
+                msg,
+                "Liveness probe errored and resulted in unknown state: container \"c0ffee\" not found"
+            );
+            let calls = calls.lock().unwrap();
+            assert_eq!(calls[0].container_id, "c0ffee");
+            assert_eq!(calls[0].timeout, 2);
+            assert_eq!(calls[3].cmd, ["echo", "hi"]);
+        }
+    }
 }

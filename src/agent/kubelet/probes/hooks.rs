@@ -165,7 +165,7 @@ mod tests {
     use k8s_openapi::api::core::v1::{ExecAction, HTTPGetAction, SleepAction, TCPSocketAction};
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-    use crate::agent::kubelet::probes::testing::{serve_http, target};
+    use crate::agent::kubelet::probes::testing::{fake_cri, serve_http, target};
 
     fn app() -> Container {
         Container {
@@ -281,5 +281,28 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[tokio::test]
+    async fn exec_hooks_through_cri() {
+        let dir = tempfile::tempdir().unwrap();
+        let (t, calls) = fake_cri(dir.path());
+        let exec = |cmd: &[&str]| LifecycleHandler {
+            exec: Some(ExecAction {
+                command: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(post_start(&exec(&["true"]), &app(), &t).await, Ok(()));
+        let err = post_start(&exec(&["sh", "-c", "exit 3"]), &app(), &t)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "PostStartHookError: Exec lifecycle hook ([sh -c exit 3]) for Container \"app\" \
+             failed - error: command 'sh -c exit 3' exited with 3: oops, message: \"outoops\""
+        );
+        // Hooks run without a runtime timeout, as upstream's.
+        assert!(calls.lock().unwrap().iter().all(|c| c.timeout == 0));
     }
 }

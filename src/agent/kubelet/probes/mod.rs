@@ -23,6 +23,7 @@ mod resolve;
 mod tcp;
 #[cfg(test)]
 mod testing;
+mod tls;
 mod worker;
 
 use std::fmt;

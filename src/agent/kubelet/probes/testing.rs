@@ -1,15 +1,21 @@
-//! Test support: a loopback HTTP(S) server with fixed routes, and targets.
+//! Test support: a loopback HTTP(S) server with fixed routes, a raw gRPC
+//! server (TCP or unix socket) answering through a handler, and targets.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::IpAddr;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
 use tokio_rustls::TlsAcceptor;
 
 use super::Target;
@@ -17,8 +23,12 @@ use crate::agent::cri::Cri;
 
 /// A target whose pod IP is loopback and whose CRI socket does not exist.
 pub fn target() -> Target {
+    target_with_cri("/nonexistent/nanokube-probes-test.sock")
+}
+
+pub fn target_with_cri(socket: &str) -> Target {
     Target {
-        cri: Cri::new("/nonexistent/nanokube-probes-test.sock").unwrap(),
+        cri: Cri::new(socket).unwrap(),
         container_id: "c0ffee".into(),
         pod_ip: Some(IpAddr::from([127, 0, 0, 1])),
         host_ip: None,
@@ -137,4 +147,144 @@ pub async fn serve_http(tls: bool) -> HttpServer {
         }
     });
     HttpServer { port, seen }
+}
+
+/// Answers one unary call: (method path, request headers, request message)
+/// → the response message, or a grpc-status and message.
+pub type GrpcHandler = Arc<
+    dyn Fn(
+            String,
+            HeaderMap,
+            Bytes,
+        ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, (u32, String)>> + Send>>
+        + Send
+        + Sync,
+>;
+
+type GrpcBody =
+    StreamBody<futures::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
+
+fn grpc_trailers(status: u32, message: &str) -> HeaderMap {
+    let mut t = HeaderMap::new();
+    t.insert("grpc-status", HeaderValue::from(status));
+    if !message.is_empty() {
+        t.insert("grpc-message", HeaderValue::from_str(message).unwrap());
+    }
+    t
+}
+
+async fn grpc_call(
+    handler: GrpcHandler,
+    req: Request<Incoming>,
+) -> Result<Response<GrpcBody>, Infallible> {
+    let path = req.uri().path().to_string();
+    let headers = req.headers().clone();
+    let data = req.into_body().collect().await.unwrap().to_bytes();
+    // A unary request is one length-prefixed message.
+    let frames = match handler(path, headers, data.slice(5..)).await {
+        Ok(msg) => {
+            let mut frame = BytesMut::new();
+            frame.put_u8(0);
+            frame.put_u32(msg.len() as u32);
+            frame.put_slice(&msg);
+            vec![
+                Ok(Frame::data(frame.freeze())),
+                Ok(Frame::trailers(grpc_trailers(0, ""))),
+            ]
+        }
+        // Trailers-only, as servers answer errors.
+        Err((status, message)) => vec![Ok(Frame::trailers(grpc_trailers(status, &message)))],
+    };
+    Ok(Response::builder()
+        .header("content-type", "application/grpc")
+        .body(StreamBody::new(futures::stream::iter(frames)))
+        .unwrap())
+}
+
+fn serve_grpc_conn<S>(io: S, handler: GrpcHandler)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = hyper::service::service_fn(move |req| grpc_call(handler.clone(), req));
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), svc)
+            .await;
+    });
+}
+
+/// A gRPC server (plain HTTP/2) on 127.0.0.1; returns its port.
+pub async fn serve_grpc_tcp(handler: GrpcHandler) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            serve_grpc_conn(tcp, handler.clone());
+        }
+    });
+    port
+}
+
+/// A gRPC server on a unix socket (a fake CRI runtime).
+pub fn serve_grpc_unix(path: &Path, handler: GrpcHandler) {
+    let listener = UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            serve_grpc_conn(conn, handler.clone());
+        }
+    });
+}
+
+/// The ExecSync calls a fake runtime received.
+pub type ExecCalls = Arc<Mutex<Vec<crate::agent::cri::api::ExecSyncRequest>>>;
+
+/// A fake CRI runtime on a unix socket in `dir` answering ExecSync as
+/// containerd would, and a target using it. Commands: `true`; `cat
+/// /tmp/healthy` (exit 1, the error on stderr); `sh -c "exit 3"` (exit 3,
+/// "out" and "oops"); `echo X` (X); `sleep N` (the runtime's timeout);
+/// anything else: container not found.
+pub fn fake_cri(dir: &Path) -> (Target, ExecCalls) {
+    use crate::agent::cri::api::{ExecSyncRequest, ExecSyncResponse};
+    use prost::Message;
+
+    let calls: ExecCalls = Arc::default();
+    let seen = calls.clone();
+    let handler: GrpcHandler = Arc::new(move |path, _headers, data| {
+        let seen = seen.clone();
+        Box::pin(async move {
+            assert_eq!(path, "/runtime.v1.RuntimeService/ExecSync");
+            let req = ExecSyncRequest::decode(data).unwrap();
+            seen.lock().unwrap().push(req.clone());
+            let reply = |exit_code, stdout: &str, stderr: &str| {
+                let resp = ExecSyncResponse {
+                    stdout: stdout.as_bytes().to_vec(),
+                    stderr: stderr.as_bytes().to_vec(),
+                    exit_code,
+                };
+                Ok(resp.encode_to_vec())
+            };
+            let cmd: Vec<&str> = req.cmd.iter().map(String::as_str).collect();
+            match cmd.as_slice() {
+                ["true"] => reply(0, "", ""),
+                ["cat", "/tmp/healthy"] => reply(
+                    1,
+                    "",
+                    "cat: can't open '/tmp/healthy': No such file or directory\n",
+                ),
+                ["sh", "-c", "exit 3"] => reply(3, "out", "oops"),
+                ["echo", text] => reply(0, text, ""),
+                ["sleep", _] => Err((
+                    4,
+                    format!(
+                        "timeout {}s exceeded: context deadline exceeded",
+                        req.timeout
+                    ),
+                )),
+                _ => Err((5, format!("container {:?} not found", req.container_id))),
+            }
+        })
+    });
+    let socket = dir.join("cri.sock");
+    serve_grpc_unix(&socket, handler);
+    (target_with_cri(socket.to_str().unwrap()), calls)
 }
