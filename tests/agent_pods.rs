@@ -18,8 +18,8 @@ const NS: &str = "default";
 #[test]
 fn node_ready_and_pods_run() {
     let c = Cluster::start();
-    node_is_registered(&c);
     run_scenarios(vec![
+        ("node_is_registered", Box::new(|| node_is_registered(&c))),
         ("httpd_deployment", Box::new(|| httpd_deployment(&c))),
         ("crash_loop_backoff", Box::new(|| crash_loop_backoff(&c))),
         ("liveness_restarts", Box::new(|| liveness_restarts(&c))),
@@ -46,6 +46,16 @@ fn node_ready_and_pods_run() {
         ),
     ]);
     c.shutdown();
+}
+
+/// The node's InternalIP.
+fn internal_ip(node: &Value) -> String {
+    node["status"]["addresses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
+        .and_then(|x| x["address"].as_str())
+        .unwrap_or_else(|| panic!("no InternalIP: {}", node["status"]["addresses"]))
+        .to_string()
 }
 
 /// The Node: Ready, runtime and versions, capacity, labels, podCIDR, Lease.
@@ -88,12 +98,25 @@ fn node_is_registered(c: &Cluster) {
             st["allocatable"]
         );
     }
+    let internal_ip = internal_ip(&node);
+    // Detected, not given: the machine's own address, never loopback nor
+    // a pod bridge (other clusters' bridges may exist on this host).
+    let addrs = run_with_timeout(
+        std::process::Command::new("ip").args(["-o", "-4", "addr", "show"]),
+        None,
+        CLIENT_TIMEOUT,
+    );
+    let addrs = String::from_utf8_lossy(&addrs.stdout).into_owned();
+    let dev = addrs
+        .lines()
+        .find(|l| l.contains(&format!(" inet {internal_ip}/")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or_else(|| {
+            panic!("InternalIP {internal_ip} is no address of this machine:\n{addrs}")
+        });
     assert!(
-        st["addresses"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x["type"] == "InternalIP")),
-        "addresses: {}",
-        st["addresses"]
+        dev != "lo" && !dev.starts_with("nk") && !dev.starts_with("cni"),
+        "InternalIP {internal_ip} is on {dev}, a loopback or pod bridge:\n{addrs}"
     );
     let labels = &node["metadata"]["labels"];
     assert_eq!(
@@ -175,6 +198,7 @@ fn httpd_deployment(c: &Cluster) {
         }
         std::thread::sleep(Duration::from_millis(500));
     };
+    let node_ip = internal_ip(&c.get(&format!("/api/v1/nodes/{}", c.node)));
     let mut ips = Vec::new();
     for p in &pods {
         let name = p["metadata"]["name"].as_str().unwrap_or_default();
@@ -202,10 +226,12 @@ fn httpd_deployment(c: &Cluster) {
                 "{name} condition {cond}: {st}"
             );
         }
-        assert!(
-            st["hostIP"].is_string() && st["startTime"].is_string(),
-            "{name}: {st}"
+        assert_eq!(
+            st["hostIP"],
+            node_ip.as_str(),
+            "{name}: hostIP is the node's InternalIP"
         );
+        assert!(st["startTime"].is_string(), "{name}: {st}");
         assert_eq!(st["qosClass"], "BestEffort", "{name}: {st}");
         assert_eq!(st["podIPs"][0]["ip"], ip.to_string(), "{name}: {st}");
         let cs = container_status(p, "httpd");
