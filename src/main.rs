@@ -218,8 +218,9 @@ fn advertise_address(args: &config::ServerArgs) -> std::net::IpAddr {
     if !args.bind_address.is_unspecified() && !args.bind_address.is_loopback() {
         return args.bind_address;
     }
-    pki::local_addresses()
+    pki::default_route_address()
         .into_iter()
+        .chain(pki::local_addresses())
         .find(|a| !a.is_loopback() && a.is_ipv4())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }

@@ -23,7 +23,7 @@ pub use kubeconfig::{default_kubeconfig_path, parse_mode, write_kubeconfig};
 // The kubelet's HTTPS port and the API server's client towards it.
 #[allow(unused_imports)]
 pub use kubelet::{kubelet_serving_tls, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP};
-pub use names::{local_addresses, serving_names, ServingNames};
+pub use names::{default_route_address, local_addresses, serving_names, ServingNames};
 // The HTTPS listener (API-server issue) authenticates clients with these.
 #[allow(unused_imports)]
 pub use tls::{client_identity, ClientIdentity};

@@ -117,6 +117,36 @@ pub fn first_service_ips(service_cidr: &str) -> Result<Vec<IpAddr>, Error> {
 
 /// Every non-loopback, non-link-local address of this machine's
 /// interfaces (IPv4 and IPv6). Failures to list them give an empty list.
+/// The IPv4 address of the interface holding the default route (what k3s
+/// and the kubelet advertise), if there is one. Bridges made for pods never
+/// hold the default route, so this is the machine's address on its LAN.
+pub fn default_route_address() -> Option<IpAddr> {
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    let iface = routes.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        // Iface Destination Gateway Flags ... Mask: a default route has
+        // destination and mask 0 and the UP flag.
+        let up = f
+            .get(3)
+            .and_then(|x| u32::from_str_radix(x, 16).ok())
+            .is_some_and(|x| x & 1 == 1);
+        (f.len() > 7 && f[1] == "00000000" && f[7] == "00000000" && up).then(|| f[0].to_string())
+    })?;
+    let addrs = nix::ifaddrs::getifaddrs().ok()?;
+    for ifa in addrs {
+        if ifa.interface_name != iface {
+            continue;
+        }
+        if let Some(v4) = ifa.address.as_ref().and_then(|a| a.as_sockaddr_in()) {
+            let ip = IpAddr::V4(v4.ip());
+            if usable(&ip) {
+                return Some(ip);
+            }
+        }
+    }
+    None
+}
+
 pub fn local_addresses() -> Vec<IpAddr> {
     let Ok(addrs) = nix::ifaddrs::getifaddrs() else {
         tracing::warn!("cannot list network interfaces; serving certificate has no host IPs");

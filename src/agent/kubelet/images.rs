@@ -136,7 +136,7 @@ pub async fn ensure<C: Client>(
             Ok(r.into_inner().image_ref)
         }
         Err(s) => {
-            let message = format!("failed to pull image \"{image}\": {}", s.message());
+            let message = format!("Failed to pull image \"{image}\": {}", s.message());
             backoff.failed(message.clone());
             Err(PullFailure {
                 reason: "ErrImagePull",

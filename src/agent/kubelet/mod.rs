@@ -212,9 +212,23 @@ pub async fn run<C: Client + Clone>(
         });
     }
 
+    let volumes = volumes::VolumeManager::new(client.clone(), agent_dir.clone());
+    {
+        // Downward API limits and memory-backed emptyDir sizes default to these.
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let a = node.allocatable();
+        volumes.set_node_allocatable(std::collections::BTreeMap::from([
+            ("cpu".to_string(), Quantity(format!("{}m", a.cpu_millis))),
+            ("memory".to_string(), Quantity(a.memory.to_string())),
+            (
+                "ephemeral-storage".to_string(),
+                Quantity(a.ephemeral_storage.to_string()),
+            ),
+        ]));
+    }
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let ctx = Arc::new(Ctx {
-        volumes: volumes::VolumeManager::new(client.clone(), agent_dir.clone()),
+        volumes,
         recorder: Recorder::new(client.clone(), "kubelet"),
         client,
         cri,

@@ -70,7 +70,23 @@ pub async fn start<C: Client + Clone>(
         },
     )
     .await
-    .map_err(|f| Waiting::new(f.reason, f.message, Some("Failed")))?;
+    .map_err(|f| {
+        // Upstream's event pairs: the cause, then "Error: <reason>".
+        match f.reason {
+            "ErrImagePull" => ctx.event_warning(pod, "Failed", &f.message),
+            "ImagePullBackOff" => {
+                let image = container.image.as_deref().unwrap_or_default();
+                ctx.event_normal(
+                    pod,
+                    "BackOff",
+                    &format!("Back-off pulling image \"{image}\""),
+                );
+            }
+            _ => ctx.event_warning(pod, "Failed", &f.message),
+        }
+        ctx.event_warning(pod, "Failed", &format!("Error: {}", f.reason));
+        Waiting::new(f.reason, f.message, None)
+    })?;
 
     let env = spec::resolve_env(
         &ctx.client,

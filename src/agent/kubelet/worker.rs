@@ -65,6 +65,10 @@ pub struct Worker<C: Client + Clone> {
     probe_tx: mpsc::UnboundedSender<ProbeEvent>,
 }
 
+fn phase(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref().and_then(|s| s.phase.as_deref())
+}
+
 pub fn uid(pod: &Pod) -> String {
     pod.metadata.uid.clone().unwrap_or_default()
 }
@@ -96,21 +100,32 @@ pub async fn run<C: Client + Clone>(
                 Instant::now() + RETRY
             }
         };
-        let sleep = tokio::time::sleep_until(wake_at.into());
-        tokio::select! {
-            msg = rx.recv() => match msg {
-                None => return, // the agent is stopping: leave the pod running
-                Some(m) => w.take(m),
-            },
-            Some(ev) = probe_rx.recv() => w.probe_event(ev).await,
-            _ = sleep => {}
-        }
-        // Coalesce whatever else arrived meanwhile into this one sync.
-        while let Ok(m) = rx.try_recv() {
-            w.take(m);
-        }
-        while let Ok(ev) = probe_rx.try_recv() {
-            w.probe_event(ev).await;
+        // Wait for something that matters: a status-only change of the pod
+        // (our own writes coming back) is not a reason to sync.
+        loop {
+            let mut relevant = false;
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    None => return, // the agent is stopping: leave the pod running
+                    Some(m) => relevant |= w.take(m),
+                },
+                Some(ev) = probe_rx.recv() => {
+                    w.probe_event(ev).await;
+                    relevant = true;
+                }
+                _ = tokio::time::sleep_until(wake_at.into()) => relevant = true,
+            }
+            // Coalesce whatever else arrived meanwhile into this one sync.
+            while let Ok(m) = rx.try_recv() {
+                relevant |= w.take(m);
+            }
+            while let Ok(ev) = probe_rx.try_recv() {
+                w.probe_event(ev).await;
+                relevant = true;
+            }
+            if relevant {
+                break;
+            }
         }
     }
     let _ = ctx.done.send(id);
@@ -138,16 +153,29 @@ impl<C: Client + Clone> Worker<C> {
         )
     }
 
-    fn take(&mut self, m: Msg) {
+    /// Takes a message in; whether it calls for a sync.
+    fn take(&mut self, m: Msg) -> bool {
         match m {
             Msg::Pod(p) => {
                 // A namesake with another uid is another pod's business.
-                if p.metadata.uid == self.pod.metadata.uid {
-                    self.pod = *p;
+                if p.metadata.uid != self.pod.metadata.uid {
+                    return false;
                 }
+                let relevant = p.spec != self.pod.spec
+                    || p.metadata.deletion_timestamp != self.pod.metadata.deletion_timestamp
+                    || p.metadata.deletion_grace_period_seconds
+                        != self.pod.metadata.deletion_grace_period_seconds
+                    || p.metadata.labels != self.pod.metadata.labels
+                    || p.metadata.annotations != self.pod.metadata.annotations
+                    || phase(&p) != phase(&self.pod);
+                self.pod = *p;
+                relevant
             }
-            Msg::Gone => self.gone = true,
-            Msg::Wake => {}
+            Msg::Gone => {
+                self.gone = true;
+                true
+            }
+            Msg::Wake => true,
         }
     }
 
@@ -444,7 +472,9 @@ impl<C: Client + Clone> Worker<C> {
                     }
                 }
                 let retry = match w.reason.as_str() {
-                    "ErrImagePull" | "ImagePullBackOff" => self
+                    // Shown until the next sync, which reports the back-off.
+                    "ErrImagePull" => Instant::now() + RETRY,
+                    "ImagePullBackOff" => self
                         .tracks
                         .get(&name)
                         .and_then(|t| t.pull.waiting())

@@ -173,6 +173,29 @@ fn validate_volumes(volumes: &[Value], path: &str, out: &mut Vec<FieldCause>) ->
                 }
             }
         }
+        if let Some(kind) = vol
+            .get("hostPath")
+            .and_then(|h| h.get("type"))
+            .filter(|t| !t.is_null())
+        {
+            const TYPES: [&str; 8] = [
+                "",
+                "DirectoryOrCreate",
+                "Directory",
+                "FileOrCreate",
+                "File",
+                "Socket",
+                "CharDevice",
+                "BlockDevice",
+            ];
+            if !kind.as_str().is_some_and(|k| TYPES.contains(&k)) {
+                out.push(v::not_supported(
+                    &format!("{at}.hostPath.type"),
+                    kind,
+                    &TYPES,
+                ));
+            }
+        }
         for source in ["secret", "configMap", "downwardAPI", "projected"] {
             if let Some(mode) = vol
                 .get(source)

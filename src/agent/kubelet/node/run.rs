@@ -62,7 +62,12 @@ pub fn prepare(s: &NodeSettings) -> Result<Prepared, NodeError> {
         name: s.name.clone(),
         reason,
     })?;
-    let node_ip = node_ip(s.node_ip, &crate::pki::local_addresses())?;
+    let mut local = crate::pki::local_addresses();
+    // The default route's interface first: a pod bridge may sort earlier.
+    if let Some(ip) = crate::pki::default_route_address() {
+        local.insert(0, ip);
+    }
+    let node_ip = node_ip(s.node_ip, &local)?;
     let extra = register::parse_labels(&s.labels)
         .map_err(|e| flag_error("--node-label", &s.labels.join(","), e))?;
     let labels = register::labels(&name, &extra, s.server_role);
