@@ -35,7 +35,8 @@ install_deps() {
         return 0
     }
     missing=""
-    for pkg in protobuf-compiler build-essential pkg-config ca-certificates etcd-client etcd-server; do
+    for pkg in protobuf-compiler build-essential pkg-config ca-certificates etcd-client etcd-server \
+        containerd runc containernetworking-plugins iptables nftables conntrack iproute2 busybox-static; do
         dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
     done
     if [ -n "$missing" ]; then

@@ -1,7 +1,8 @@
-//! `nanokube agent`: joins a machine to a cluster. Today only hollow nodes
-//! exist (fake nodes that "run" pods without containers, like kubemark's
-//! hollow kubelets), for tests and scale benchmarks; the real node agent
-//! (kubelet, proxy, pod network) comes later.
+//! The node agent. `nanokube server` runs the kubelet (`kubelet/`) for its
+//! own machine in process; `nanokube agent --hollow` registers fake nodes
+//! that "run" pods without containers (like kubemark's hollow kubelets) for
+//! tests and scale benchmarks. Joining other machines comes with
+//! multi-node support.
 //!
 //! Joining follows k3s: fetch the server CA from `/cacerts` without
 //! trusting it, check its SHA-256 against the hash in the join token, then
@@ -22,7 +23,7 @@ use crate::config::AgentArgs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("the node agent is not available yet: only `nanokube agent --hollow` (fake nodes for tests and benchmarks) is built")]
+    #[error("joining another machine as a node is not available yet (it comes with multi-node support): `nanokube server` runs the node agent for its own machine, and `nanokube agent --hollow` registers fake nodes for tests and benchmarks")]
     NotBuilt,
     #[error("--server is required with --hollow: the URL of the server to join, e.g. --server https://10.0.0.1:6443")]
     MissingServer,

@@ -257,7 +257,14 @@ impl<C: Client + Clone> Worker<C> {
         if matches!(phase, "Succeeded" | "Failed") {
             // Finished (or evicted): nothing runs again; free the sandbox.
             teardown::stop_all(self, false).await;
-            return Ok(Next::At(Instant::now() + RESYNC * 10));
+            self.runtime = observe::observe(&self.ctx.cri, &uid).await?;
+            status::report(self).await;
+            let later = if self.exit_settling() {
+                Duration::from_secs(1)
+            } else {
+                RESYNC * 10
+            };
+            return Ok(Next::At(Instant::now() + later));
         }
         let mut wake = Instant::now() + RESYNC;
 
@@ -354,7 +361,25 @@ impl<C: Client + Clone> Worker<C> {
         self.runtime = observe::observe(&self.ctx.cri, &uid).await?;
         teardown::prune(self).await;
         status::report(self).await;
+        if self.exit_settling() {
+            wake = wake.min(Instant::now() + Duration::from_secs(1));
+        }
         Ok(Next::At(wake))
+    }
+
+    /// A container killed by SIGKILL moments ago whose reason may still
+    /// change: containerd learns of an OOM kill from a separate event that
+    /// can arrive after the exit, so look again shortly.
+    fn exit_settling(&self) -> bool {
+        self.runtime
+            .containers
+            .values()
+            .filter_map(|v| v.first())
+            .any(|i| {
+                i.exit_code() == Some(137)
+                    && i.status.as_ref().is_some_and(|s| s.reason != "OOMKilled")
+                    && status::nanos_since(i.finished_at().unwrap_or(0)) < Duration::from_secs(5)
+            })
     }
 
     fn set_pod_waiting(&mut self, reason: &str, message: String, event: &'static str) {
