@@ -8,12 +8,10 @@
 //! trusting it, check its SHA-256 against the hash in the join token, then
 //! talk to the API over TLS verified by that CA, with the token as bearer.
 
-#[allow(dead_code)]
 mod cri;
 mod hollow;
 mod join;
 mod kubelet;
-#[allow(dead_code)]
 mod runtime;
 
 use std::future::Future;

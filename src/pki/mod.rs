@@ -11,7 +11,6 @@ mod files;
 mod issue;
 mod kubeconfig;
 // Used by main.rs and the kubelet once they are wired (issue 5).
-#[allow(dead_code)]
 mod kubelet;
 mod names;
 mod tls;
@@ -21,11 +20,9 @@ use std::path::{Path, PathBuf};
 
 pub use kubeconfig::{default_kubeconfig_path, parse_mode, write_kubeconfig};
 // The kubelet's HTTPS port and the API server's client towards it.
-#[allow(unused_imports)]
 pub use kubelet::{kubelet_serving_tls, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP};
 pub use names::{default_route_address, local_addresses, serving_names, ServingNames};
 // The HTTPS listener (API-server issue) authenticates clients with these.
-#[allow(unused_imports)]
 pub use tls::{client_identity, ClientIdentity};
 pub use token::{ca_hash, ensure_server_token, secrets_equal, JoinToken};
 

@@ -6,7 +6,7 @@
 //! The CRI types are re-exported as [`api`] so callers build requests with
 //! them directly instead of through a wrapper per call.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
@@ -87,10 +87,6 @@ impl Cri {
         Ok(cri)
     }
 
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
     pub fn runtime(&self) -> RuntimeServiceClient<Channel> {
         // containerd's CRI answers may be large (ListContainers on a busy node).
         RuntimeServiceClient::new(self.channel.clone()).max_decoding_message_size(16 << 20)
@@ -109,30 +105,6 @@ impl Cri {
             })
             .await?;
         Ok(resp.into_inner())
-    }
-
-    /// Whether the runtime reports itself ready (RuntimeReady and
-    /// NetworkReady); the message names the first condition that is not.
-    pub async fn ready(&self) -> Result<Result<(), String>, Error> {
-        let resp = self
-            .runtime()
-            .status(api::StatusRequest { verbose: false })
-            .await?
-            .into_inner();
-        let Some(status) = resp.status else {
-            return Ok(Err("the runtime reported no status".into()));
-        };
-        for c in &status.conditions {
-            if !c.status {
-                return Ok(Err(format!(
-                    "{} is false: {} {}",
-                    c.r#type, c.reason, c.message
-                )
-                .trim()
-                .to_string()));
-            }
-        }
-        Ok(Ok(()))
     }
 
     /// Sandboxes and containers carrying `labels` (all of them must match).

@@ -5,9 +5,9 @@
 //! node has a podCIDR, the HTTPS port the API server streams through, then
 //! the pods: one worker task per pod fed by a watch of this node's pods.
 // Parts are being written in parallel; the allowance goes once they are wired.
-#![allow(dead_code)]
 
 mod cleanup;
+mod eviction;
 mod images;
 mod node;
 mod observe;
@@ -241,6 +241,7 @@ pub async fn run<C: Client + Clone>(
         done: done_tx,
         runtime_uids: Mutex::new(HashSet::new()),
     });
+    tokio::spawn(eviction::run(ctx.clone()));
     pods::start(ctx, done_rx).map_err(Error::Setup)?;
     tracing::info!(node = settings.node_name, elapsed = ?started.elapsed(), "node agent running");
     // The pod network needs the node's podCIDR (and follows changes to it).

@@ -82,10 +82,6 @@ impl PodRuntime {
     pub fn previous(&self, name: &str) -> Option<&Instance> {
         self.containers.get(name).and_then(|v| v.get(1))
     }
-
-    pub fn any_running(&self) -> bool {
-        self.containers.values().flatten().any(Instance::running)
-    }
 }
 
 fn restart_count(c: &api::Container) -> u32 {
@@ -115,7 +111,8 @@ pub async fn observe(cri: &Cri, uid: &str) -> Result<PodRuntime, Error> {
             id: s.id,
         });
     }
-    rt.sandboxes.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+    rt.sandboxes
+        .sort_by_key(|s| std::cmp::Reverse(s.created_at));
     for c in cri.containers_labelled(&by_uid).await? {
         let Some(name) = c.labels.get(labels::CONTAINER_NAME).cloned() else {
             continue;
@@ -131,7 +128,7 @@ pub async fn observe(cri: &Cri, uid: &str) -> Result<PodRuntime, Error> {
         });
     }
     for list in rt.containers.values_mut() {
-        list.sort_by(|a, b| (b.restart_count, b.created_at).cmp(&(a.restart_count, a.created_at)));
+        list.sort_by_key(|i| std::cmp::Reverse((i.restart_count, i.created_at)));
         for inst in list.iter_mut().take(2) {
             let resp = cri
                 .runtime()

@@ -132,7 +132,6 @@ pub async fn start<C: Client + Clone>(
         mounts,
         restart_count: input.restart_count,
         log_path,
-        pod_ip: input.pod_ip,
         memory_capacity: ctx.node_allocatable().memory_bytes,
         image_user: image_user(ctx, &image_ref).await,
         seccomp_root: None,
@@ -208,18 +207,12 @@ async fn image_user<C: Client + Clone>(ctx: &Ctx<C>, image_ref: &str) -> spec::I
             verbose: false,
         })
         .await;
-    let Some(image) = resp.ok().and_then(|r| r.into_inner().image) else {
-        return spec::ImageUser::Unknown;
-    };
-    match (image.uid, image.username) {
-        (Some(uid), _) => spec::ImageUser::Uid(uid.value),
-        (None, name) if !name.is_empty() => spec::ImageUser::Name(name),
-        // No user in the image config means root.
-        _ => spec::ImageUser::Uid(0),
-    }
+    resp.ok()
+        .and_then(|r| r.into_inner().image)
+        .map_or(spec::ImageUser::Unknown, |image| spec::image_user(&image))
 }
 
-/// /etc/hosts (unless host network) and the termination-message file.
+/// /etc/hosts and the termination-message file.
 fn kubelet_mounts<C: Client + Clone>(
     ctx: &Ctx<C>,
     pod: &Pod,
@@ -229,13 +222,8 @@ fn kubelet_mounts<C: Client + Clone>(
     let uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let dir = pod_dir(ctx, uid);
     let mut mounts = Vec::new();
-    let host_network = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.host_network)
-        .unwrap_or(false);
     let hosts = dir.join("etc-hosts");
-    if !host_network && hosts.exists() {
+    if hosts.exists() {
         mounts.push(api::Mount {
             container_path: "/etc/hosts".into(),
             host_path: hosts.display().to_string(),

@@ -53,19 +53,6 @@ fn time(ns: i64) -> String {
     meta::timestamp(t)
 }
 
-/// Whether the API already says this container instance is ready (so an
-/// agent restart does not flap readiness).
-pub fn reported_ready(pod: &Pod, name: &str, id: &str) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|s| {
-            s.name == name && s.ready && s.container_id.as_deref().is_some_and(|c| c.ends_with(id))
-        })
-}
-
 fn terminated(inst: &Instance) -> Value {
     let s = inst.status.clone().unwrap_or_default();
     let mut t = json!({

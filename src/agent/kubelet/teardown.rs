@@ -123,7 +123,19 @@ fn write_hosts<C: Client + Clone>(
 ) -> Result<(), String> {
     let dir = start::pod_dir(&w.ctx, &uid(&w.pod));
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    let text = spec::etc_hosts(&w.pod, ip, &w.ctx.cluster_domain);
+    let host_network = w
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.host_network)
+        .unwrap_or(false);
+    let text = if host_network {
+        // Upstream copies the node's file (plus hostAliases) for these.
+        let node_hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        spec::etc_hosts_host_network(&w.pod, &node_hosts)
+    } else {
+        spec::etc_hosts(&w.pod, ip, &w.ctx.cluster_domain)
+    };
     let path = dir.join("etc-hosts");
     std::fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))
 }

@@ -267,6 +267,10 @@ impl<C: Client + Clone> Worker<C> {
             return Ok(Next::At(Instant::now() + later));
         }
         let mut wake = Instant::now() + RESYNC;
+        if let Some(message) = super::eviction::empty_dir_over_limit(&self.ctx, &self.pod) {
+            super::eviction::evict(&self.ctx, &self.pod, &message).await;
+            return Ok(Next::At(Instant::now() + RETRY));
+        }
 
         // Volumes first: a missing ConfigMap keeps the pod waiting.
         let volumes = match self.ctx.volumes.setup(&self.pod).await {

@@ -253,16 +253,6 @@ impl Runtime {
         pause::PAUSE_IMAGE
     }
 
-    /// `nanokube-<id>`
-    pub fn cni_network(&self) -> &str {
-        &self.network
-    }
-
-    /// `nk<id>`
-    pub fn bridge(&self) -> &str {
-        &self.bridge
-    }
-
     /// `/nanokube-<id>`: parent of the pods' cgroups (cgroupfs driver).
     pub fn cgroup_root(&self) -> &str {
         &self.cgroup_root

@@ -34,12 +34,6 @@ const SIGCHLD: u32 = 17;
 const SIG_IGN: u64 = 1;
 const SA_RESTORER: u64 = 0x0400_0000;
 
-/// The pause executable for the host, or `None` on an architecture we
-/// have no machine code for.
-pub fn executable() -> Option<Vec<u8>> {
-    executable_for(std::env::consts::ARCH)
-}
-
 pub fn executable_for(arch: &str) -> Option<Vec<u8>> {
     match arch {
         "x86_64" => Some(x86_64()),

@@ -98,10 +98,6 @@ pub struct NodeHandle {
 }
 
 impl NodeHandle {
-    pub fn name(&self) -> &str {
-        &self.shared.name
-    }
-
     /// `spec.podCIDR`, once the node IPAM controller assigned it.
     pub fn pod_cidr(&self) -> channel::Receiver<Option<String>> {
         self.shared.pod_cidr.subscribe()

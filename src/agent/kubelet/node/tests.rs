@@ -95,7 +95,7 @@ async fn registers_reports_follows_and_adopts() {
     )
     .await
     .unwrap();
-    assert_eq!(handle.name(), "test-node");
+    assert_eq!(handle.shared.name, "test-node");
     assert_eq!(handle.allocatable().pods, 42);
     let get = || async {
         client

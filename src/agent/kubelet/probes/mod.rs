@@ -35,12 +35,7 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use crate::agent::cri::Cri;
 
 // Used once the kubelet's pod workers are wired to the probes.
-#[allow(unused_imports)]
-pub use hooks::{
-    post_start, pre_stop, HookError, POST_START_HOOK_ERROR, REASON_FAILED_POST_START_HOOK,
-    REASON_FAILED_PRE_STOP_HOOK,
-};
-#[allow(unused_imports)]
+pub use hooks::{post_start, pre_stop};
 pub use worker::ContainerProbes;
 
 /// Upstream's kubelet version in the `kube-probe/<v>` and

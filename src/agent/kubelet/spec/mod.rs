@@ -23,22 +23,11 @@ use std::path::{Path, PathBuf};
 use crate::agent::cri::api;
 use crate::client::ClientError;
 
-// The pod worker, written in parallel, is the user of these.
-#[allow(unused_imports)]
-pub use container::{annotations, container_config, container_hash};
-#[allow(unused_imports)]
-pub use downward::{field_ref_value, resource_field_value};
-#[allow(unused_imports)]
+pub use container::container_config;
 pub use env::resolve_env;
-#[allow(unused_imports)]
-pub use expand::expand;
-#[allow(unused_imports)]
 pub use hosts::{etc_hosts, etc_hosts_host_network};
-#[allow(unused_imports)]
 pub use resources::{pod_cgroup_parent, qos_class};
-#[allow(unused_imports)]
 pub use sandbox::sandbox_config;
-#[allow(unused_imports)]
 pub use security::image_user;
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +86,6 @@ pub struct ContainerContext<'a> {
     pub restart_count: u32,
     /// Relative to the sandbox's log directory: `<container>/<restart>.log`.
     pub log_path: String,
-    pub pod_ip: Option<IpAddr>,
     /// The node's memory capacity in bytes, for Burstable oom_score_adj.
     pub memory_capacity: u64,
     pub image_user: ImageUser,

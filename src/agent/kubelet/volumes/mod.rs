@@ -106,10 +106,6 @@ impl PodVolumes {
     pub fn get(&self, name: &str) -> Option<&PodVolume> {
         self.volumes.get(name)
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &PodVolume)> {
-        self.volumes.iter().map(|(k, v)| (k.as_str(), v))
-    }
 }
 
 /// Where one pod's volume files live.
@@ -140,8 +136,6 @@ pub(crate) struct PodCtx {
     pub name: String,
     pub uid: String,
     pub fs_group: Option<u32>,
-    /// `fsGroupChangePolicy: OnRootMismatch`.
-    pub on_root_mismatch: bool,
 }
 
 impl PodCtx {
@@ -162,8 +156,6 @@ impl PodCtx {
             name: meta.name.clone().unwrap_or_default(),
             uid,
             fs_group,
-            on_root_mismatch: sc.and_then(|s| s.fs_group_change_policy.as_deref())
-                == Some("OnRootMismatch"),
         })
     }
 }

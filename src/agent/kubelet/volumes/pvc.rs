@@ -141,7 +141,6 @@ mod tests {
             name: "web".into(),
             uid: "pod-uid".into(),
             fs_group: None,
-            on_root_mismatch: false,
         }
     }
 
