@@ -23,7 +23,7 @@ pub use kubeconfig::{default_kubeconfig_path, parse_mode, write_kubeconfig};
 pub use kubelet::{kubelet_serving_tls, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP};
 pub use names::{default_route_address, local_addresses, serving_names, ServingNames};
 // The HTTPS listener (API-server issue) authenticates clients with these.
-pub use tls::{client_identity, ClientIdentity};
+pub use tls::{client_identity, AnyServerCert, ClientIdentity};
 pub use token::{ca_hash, ensure_server_token, secrets_equal, JoinToken};
 
 /// Everything that can go wrong in the PKI.

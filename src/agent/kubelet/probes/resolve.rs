@@ -3,7 +3,6 @@
 //! addresses and socket errors (upstream's messages come from Go's net
 //! package, and users grep events for them).
 
-use std::collections::HashMap;
 use std::io;
 use std::time::Duration;
 
@@ -43,51 +42,16 @@ pub(super) fn port(port: &IntOrString, container: &Container) -> Result<u16, Err
 /// probes do not see valueFrom or envFrom). `$$` escapes a dollar; unknown
 /// references stay as written.
 pub(super) fn expand_static(command: &[String], container: &Container) -> Vec<String> {
-    let env: HashMap<&str, &str> = container
+    let env: Vec<(String, String)> = container
         .env
         .iter()
         .flatten()
-        .filter_map(|e| Some((e.name.as_str(), e.value.as_deref()?)))
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
         .collect();
-    command.iter().map(|arg| expand(arg, &env)).collect()
-}
-
-fn expand(input: &str, env: &HashMap<&str, &str>) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(tail) = after.strip_prefix('$') {
-            out.push('$');
-            rest = tail;
-        } else if let Some(body) = after.strip_prefix('(') {
-            match body.find(')') {
-                Some(end) => {
-                    let name = &body[..end];
-                    match env.get(name) {
-                        Some(value) => out.push_str(value),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
-                    rest = &body[end + 1..];
-                }
-                None => {
-                    // An unterminated reference is kept as written.
-                    out.push_str("$(");
-                    rest = body;
-                }
-            }
-        } else {
-            out.push('$');
-            rest = after;
-        }
-    }
-    out.push_str(rest);
-    out
+    command
+        .iter()
+        .map(|arg| crate::agent::kubelet::spec::expand(arg, &env))
+        .collect()
 }
 
 /// `host:port`, with brackets around IPv6 addresses (Go's JoinHostPort).

@@ -25,6 +25,7 @@ use crate::client::ClientError;
 
 pub use container::container_config;
 pub use env::resolve_env;
+pub use expand::expand;
 pub use hosts::{etc_hosts, etc_hosts_host_network};
 pub use resources::{pod_cgroup_parent, qos_class};
 pub use sandbox::sandbox_config;
