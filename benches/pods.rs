@@ -123,7 +123,7 @@ async fn run(singles: usize, replicas: usize, smoke: bool) {
 
     // The reference: the same control plane without the agent.
     let reference = start_server(&[]);
-    let ref_kc = std::fs::read_to_string(&reference.kubeconfig).expect("reference kubeconfig");
+    let ref_kc = reference.kubeconfig.clone();
     let mut ref_send = connect(reference.port, tls_config(&ref_kc)).await;
     let ref_pid = i32::try_from(reference.child.id()).expect("pid");
 
