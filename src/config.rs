@@ -162,6 +162,44 @@ pub struct NodeArgs {
     /// Leave containerd and the pods running when the agent stops
     #[arg(long, env = "NANOKUBE_LEAVE_PODS_RUNNING")]
     pub leave_pods_running: bool,
+    /// How the service proxy programs the node
+    #[arg(long, env = "NANOKUBE_PROXY_MODE", value_enum, default_value_t = ProxyMode::Iptables)]
+    pub proxy_mode: ProxyMode,
+}
+
+/// The service proxy's backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProxyMode {
+    /// iptables-restore (with the nft backend where the system uses it)
+    Iptables,
+    /// native nftables
+    Nftables,
+}
+
+/// Packaged components `--disable` turns off (k3s's names where they exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Component {
+    /// the in-process cluster DNS (k3s's name)
+    Coredns,
+    /// the in-process cluster DNS
+    Dns,
+    /// the built-in service load balancer
+    Servicelb,
+}
+
+impl ServerArgs {
+    /// Whether the in-process cluster DNS runs (`--disable coredns|dns`).
+    pub fn dns_enabled(&self) -> bool {
+        !self
+            .disable
+            .iter()
+            .any(|c| matches!(c, Component::Coredns | Component::Dns))
+    }
+
+    /// Whether the built-in service load balancer runs.
+    pub fn servicelb_enabled(&self) -> bool {
+        !self.disable.contains(&Component::Servicelb)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -197,6 +235,16 @@ pub struct ServerArgs {
     /// Run only the control plane: no node agent on this machine
     #[arg(long, env = "NANOKUBE_DISABLE_AGENT")]
     pub disable_agent: bool,
+    /// Packaged components not to run (repeatable or comma-separated)
+    #[arg(long, env = "NANOKUBE_DISABLE", value_enum, value_delimiter = ',')]
+    pub disable: Vec<Component>,
+    /// Port range of NodePort services
+    #[arg(
+        long,
+        env = "NANOKUBE_SERVICE_NODE_PORT_RANGE",
+        default_value = "30000-32767"
+    )]
+    pub service_node_port_range: String,
     /// Join token (default: created on first start, kept in <data-dir>/server/token)
     #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

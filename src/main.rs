@@ -7,6 +7,7 @@ mod client;
 mod config;
 mod controllers;
 mod datastore;
+mod dns;
 mod etcd;
 mod metrics;
 mod pki;
@@ -210,7 +211,22 @@ fn local_node(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<agen
         node_name: name,
         cluster_domain: args.cluster_domain.clone(),
         tls,
+        cluster_cidr: args.cluster_cidr.clone(),
+        service_cidr: args.service_cidr.clone(),
+        dns: args.dns_enabled(),
     })
+}
+
+/// `--service-node-port-range`: `30000-32767` (a single port is a range of one).
+fn node_port_range(text: &str) -> anyhow::Result<(u16, u16)> {
+    let (first, last) = text.split_once('-').unwrap_or((text, text));
+    let parse = |p: &str| p.trim().parse::<u16>().ok().filter(|p| *p > 0);
+    match (parse(first), parse(last)) {
+        (Some(first), Some(last)) if first <= last => Ok((first, last)),
+        _ => anyhow::bail!(
+            "invalid --service-node-port-range {text:?}: expected two ports like 30000-32767"
+        ),
+    }
 }
 
 /// The address other machines and pods reach the API server at.
@@ -242,7 +258,8 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         .next()
         .unwrap_or_default()
         .trim();
-    let network = api::ServiceNetwork::parse(first_cidr).map_err(anyhow::Error::msg)?;
+    let mut network = api::ServiceNetwork::parse(first_cidr).map_err(anyhow::Error::msg)?;
+    network.node_ports = node_port_range(&args.service_node_port_range)?;
     let https_addr = SocketAddr::new(args.bind_address, args.https_listen_port);
     let https = TcpListener::bind(https_addr)
         .await
@@ -268,6 +285,7 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
             leader_elect: args.leader_elect,
             identity: hostname(),
             server_ca_pem: std::fs::read_to_string(pki.server_ca_cert()).ok(),
+            servicelb: args.servicelb_enabled(),
             ..Default::default()
         },
     );

@@ -12,6 +12,7 @@ mod cri;
 mod hollow;
 mod join;
 mod kubelet;
+mod proxy;
 mod runtime;
 
 use std::future::Future;
@@ -65,6 +66,12 @@ pub struct LocalNode {
     pub node_name: String,
     pub cluster_domain: String,
     pub tls: std::sync::Arc<rustls::ServerConfig>,
+    /// Pod network (traffic from outside it to services is masqueraded).
+    pub cluster_cidr: String,
+    /// Service IP range(s), comma-separated.
+    pub service_cidr: String,
+    /// Runs the in-process cluster DNS at `node.cluster_dns`.
+    pub dns: bool,
 }
 
 /// Runs the node agent inside the server process, with the in-process
@@ -74,6 +81,38 @@ pub async fn run_local(
     node: LocalNode,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let instance = runtime::instance_id(&node.data_dir.join("agent"));
+    // Proxy and DNS serve beside the kubelet; a failure of either is
+    // logged when it happens and does not stop the pods.
+    let proxy_settings = proxy::Settings {
+        node_name: node.node_name.clone(),
+        node_ip: node.node.node_ip,
+        cluster_cidr: node.cluster_cidr.clone(),
+        service_cidr: node.service_cidr.clone(),
+        cluster_dns: node.dns.then_some(node.node.cluster_dns),
+        mode: node.node.proxy_mode,
+        instance: instance.clone(),
+    };
+    let proxy = proxy::run(client.clone(), proxy_settings, shutdown.clone());
+    let proxy = tokio::spawn(async move {
+        if let Err(e) = proxy.await {
+            tracing::error!(error = %e, "service proxy stopped");
+        }
+    });
+    let dns = node.dns.then(|| {
+        let settings = crate::dns::Settings {
+            address: node.node.cluster_dns,
+            cluster_domain: node.cluster_domain.clone(),
+            instance: instance.clone(),
+        };
+        let dns = crate::dns::run(client.clone(), settings, shutdown.clone());
+        tokio::spawn(async move {
+            if let Err(e) = dns.await {
+                tracing::error!(error = %e, "cluster dns stopped");
+            }
+        })
+    });
     let settings = kubelet::Settings {
         data_dir: node.data_dir,
         node: node.node,
@@ -82,7 +121,12 @@ pub async fn run_local(
         server_role: true,
         tls: node.tls,
     };
-    kubelet::run(client, settings, shutdown).await?;
+    let kubelet = kubelet::run(client, settings, shutdown).await;
+    let _ = proxy.await;
+    if let Some(dns) = dns {
+        let _ = dns.await;
+    }
+    kubelet?;
     Ok(())
 }
 

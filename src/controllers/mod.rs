@@ -67,6 +67,9 @@ pub struct Settings {
     pub identity: String,
     /// The cluster's server CA (PEM), published as kube-root-ca.crt.
     pub server_ca_pem: Option<String>,
+    /// Runs the built-in service load balancer (`--disable servicelb`).
+    #[allow(dead_code)] // read once the servicelb controller lands (issue 6)
+    pub servicelb: bool,
 }
 
 impl Default for Settings {
@@ -79,6 +82,7 @@ impl Default for Settings {
             leader_elect: false,
             identity: String::new(),
             server_ca_pem: None,
+            servicelb: true,
         }
     }
 }
