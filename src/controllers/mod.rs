@@ -22,6 +22,7 @@ mod replicationcontroller;
 mod resourcequota;
 mod runtime;
 mod serviceaccount;
+mod servicelb;
 mod statefulset;
 mod ttl_after_finished;
 
@@ -68,7 +69,6 @@ pub struct Settings {
     /// The cluster's server CA (PEM), published as kube-root-ca.crt.
     pub server_ca_pem: Option<String>,
     /// Runs the built-in service load balancer (`--disable servicelb`).
-    #[allow(dead_code)] // read once the servicelb controller lands (issue 6)
     pub servicelb: bool,
 }
 
@@ -131,6 +131,7 @@ fn start_loops(ctx: &Ctx) {
         endpoints::start,
         endpointslice::start,
         serviceaccount::start,
+        servicelb::start,
         node_lifecycle::start,
         node_ipam::start,
         pv_binder::start,
