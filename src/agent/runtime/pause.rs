@@ -447,10 +447,13 @@ mod tests {
         let path = dir.path().join("pause");
         std::fs::write(&path, program).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Under qemu, `-strace` tells when the program reached its wait
+        // loop (handlers installed); a fixed sleep raced a slow qemu start.
         let command = || match runner {
             Some(r) => {
                 let mut c = std::process::Command::new(r);
-                c.arg(&path);
+                c.arg("-strace").arg(&path);
+                c.stderr(std::process::Stdio::piped());
                 c
             }
             None => std::process::Command::new(&path),
@@ -471,6 +474,33 @@ mod tests {
             }
         }
         let mut child = child.unwrap();
+        if let Some(mut stderr) = child.stderr.take() {
+            use std::io::Read;
+            let (reached, waiting) = std::sync::mpsc::channel();
+            // qemu ends a syscall's line only when the call returns, so the
+            // raw bytes are searched. Keeps draining so qemu never writes
+            // to a closed pipe.
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = stderr.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    seen.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&seen);
+                    if text.contains("rt_sigsuspend(") || text.contains(" pause(") {
+                        let _ = reached.send(());
+                        seen.clear();
+                    }
+                }
+            });
+            let timeout = std::time::Duration::from_secs(30);
+            assert!(
+                waiting.recv_timeout(timeout).is_ok(),
+                "pause never reached its wait loop"
+            );
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
         assert!(child.try_wait().unwrap().is_none(), "pause exited early");
         kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
