@@ -127,6 +127,9 @@ pub struct NodeArgs {
     /// Cluster DNS server address given to pods
     #[arg(long, env = "NANOKUBE_CLUSTER_DNS", default_value = "10.43.0.10")]
     pub cluster_dns: IpAddr,
+    /// Upstream resolvers for names outside the cluster (default: /etc/resolv.conf, loopback stubs skipped)
+    #[arg(long, env = "NANOKUBE_RESOLV_CONF")]
+    pub resolv_conf: Option<std::path::PathBuf>,
     /// Resources reserved for Kubernetes daemons, e.g. cpu=100m,memory=256Mi
     #[arg(long, env = "NANOKUBE_KUBE_RESERVED")]
     pub kube_reserved: Option<String>,

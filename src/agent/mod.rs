@@ -105,6 +105,7 @@ pub async fn run_local(
             address: node.node.cluster_dns,
             cluster_domain: node.cluster_domain.clone(),
             instance: instance.clone(),
+            resolv_conf: node.node.resolv_conf.clone(),
         };
         let dns = crate::dns::run(client.clone(), settings, shutdown.clone());
         tokio::spawn(async move {
