@@ -268,9 +268,13 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
         .await
         .context("starting the api layer")?;
     let advertise = advertise_address(&args);
-    api.bootstrap(advertise, args.https_listen_port)
-        .await
-        .context("creating the default namespaces and the kubernetes service")?;
+    api.bootstrap_with_dns(
+        advertise,
+        args.https_listen_port,
+        args.dns_enabled().then_some(args.node.cluster_dns),
+    )
+    .await
+    .context("creating the default namespaces and the kubernetes service")?;
     api.set_toleration_defaults(
         args.default_not_ready_toleration_seconds,
         args.default_unreachable_toleration_seconds,

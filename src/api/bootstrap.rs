@@ -1,5 +1,6 @@
-//! What a fresh cluster has before anyone asks: the system namespaces and
-//! the `kubernetes` service with endpoints pointing at this server.
+//! What a fresh cluster has before anyone asks: the system namespaces,
+//! the `kubernetes` service with endpoints pointing at this server, and the
+//! `kube-dns` service at the cluster DNS address when DNS is served.
 
 use std::net::IpAddr;
 
@@ -24,7 +25,22 @@ impl Api {
 
     /// Creates what is missing; existing objects are left as they are,
     /// except the endpoints, which follow this server's address.
+    #[cfg_attr(not(test), allow(dead_code))] // the server passes its DNS address
     pub async fn bootstrap(&self, advertise: IpAddr, port: u16) -> Result<(), ApiError> {
+        self.bootstrap_with_dns(advertise, port, None).await
+    }
+
+    /// [`Api::bootstrap`], plus the `kube-dns` Service when `dns` (the
+    /// cluster DNS address) is given: the in-process DNS runs.
+    pub async fn bootstrap_with_dns(
+        &self,
+        advertise: IpAddr,
+        port: u16,
+        dns: Option<IpAddr>,
+    ) -> Result<(), ApiError> {
+        if let Some(ip) = dns {
+            self.check_dns_address(ip)?;
+        }
         let opts = WriteOptions::default();
         let namespaces = self.resource("", "namespaces")?;
         for ns in NAMESPACES {
@@ -63,7 +79,26 @@ impl Api {
         });
         self.create_or_replace(slices, "default", "kubernetes", slice)
             .await?;
+        if let Some(ip) = dns {
+            ignore_exists(
+                self.create(services, Some("kube-system"), kube_dns(ip), &opts)
+                    .await,
+            )?;
+        }
         Ok(())
+    }
+
+    /// The cluster DNS address must be a service address, or nothing
+    /// routes it and the kube-dns service cannot hold it.
+    fn check_dns_address(&self, ip: IpAddr) -> Result<(), ApiError> {
+        let net = self.services.network();
+        match ip {
+            IpAddr::V4(v4) if net.contains(v4) && v4 != net.nth(0) && v4 != net.nth(1) => Ok(()),
+            _ => Err(ApiError::internal(format!(
+                "cluster dns address {ip} is not a free address of the service cidr {}/{}",
+                net.base, net.prefix_len
+            ))),
+        }
     }
 
     async fn create_or_replace(
@@ -82,6 +117,21 @@ impl Api {
             other => other.map(|_| ()),
         }
     }
+}
+
+/// The Service CoreDNS's manifests create (labels so `kubectl cluster-info`
+/// lists it), without a selector: the DNS answers in process on every node.
+fn kube_dns(ip: IpAddr) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                     "labels": {"k8s-app": "kube-dns",
+                                "kubernetes.io/cluster-service": "true",
+                                "kubernetes.io/name": "CoreDNS"}},
+        "spec": {"type": "ClusterIP", "clusterIP": ip.to_string(),
+                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
+    })
 }
 
 fn ignore_exists(r: Result<Value, ApiError>) -> Result<(), ApiError> {

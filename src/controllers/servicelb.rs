@@ -47,8 +47,8 @@ pub fn start(ctx: &Ctx) {
                 return;
             };
             let mut t = tracked.lock().unwrap_or_else(|p| p.into_inner());
-            let print = (change != Change::Deleted && is_load_balancer(svc))
-                .then(|| fingerprint(svc));
+            let print =
+                (change != Change::Deleted && is_load_balancer(svc)).then(|| fingerprint(svc));
             let before = match &print {
                 Some(p) => t.insert(key.clone(), p.clone()),
                 None => t.remove(&key),
@@ -329,7 +329,10 @@ impl Reconciler for ServiceLb {
             self.recorder.normal(
                 svc,
                 UPDATED,
-                &format!("LoadBalancer Ingress IP addresses updated: {}", desired.join(", ")),
+                &format!(
+                    "LoadBalancer Ingress IP addresses updated: {}",
+                    desired.join(", ")
+                ),
             );
         }
         Ok(Action::Done)

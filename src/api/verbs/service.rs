@@ -50,7 +50,7 @@ impl ServiceNetwork {
         1u32 << (32 - self.prefix_len)
     }
 
-    fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
         let mask = u32::MAX << (32 - self.prefix_len);
         u32::from(ip) & mask == u32::from(self.base)
     }
