@@ -11,6 +11,7 @@ mod query;
 mod resource;
 mod route;
 mod stream;
+mod translate;
 /// Streaming passthrough, shared with the kubelet's server.
 pub mod upgrade;
 mod watch;
@@ -326,7 +327,7 @@ impl Server {
             },
             Route::Metrics => Ok(Some(codec::raw(
                 200,
-                crate::metrics::render().into(),
+                format!("{}{}", crate::metrics::render(), translate::render_metrics()).into(),
                 "text/plain; version=0.0.4; charset=utf-8",
             ))),
             Route::OpenApiV3Index => Ok(Some(codec::raw(

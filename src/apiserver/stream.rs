@@ -3,7 +3,8 @@
 //! over HTTPS (verified against the server CA, authenticated with the
 //! kubelet client certificate), as upstream's pod subresources do. Logs
 //! stream through chunk by chunk; the others are HTTP/1.1 upgrades copied
-//! both ways (see `upgrade.rs`).
+//! both ways (see `upgrade.rs`), except kubectl 1.30+'s WebSocket
+//! protocols, which the API server speaks itself (see `translate/`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tokio_rustls::TlsConnector;
 
 use super::codec::{self, Body, Output};
 use super::route::ResourcePath;
+use super::translate;
 use super::upgrade;
 use super::Server;
 use crate::api::validation::FieldCause;
@@ -29,10 +31,11 @@ const DEFAULT_KUBELET_PORT: u16 = 10250;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// WebSocket subprotocols the runtime's streaming server (containerd 1.6)
-/// speaks. kubectl 1.30+ offers only `v5.channel.k8s.io` (exec, attach)
-/// or `SPDY/3.1+portforward.k8s.io` (port-forward) and falls back to
-/// SPDY/3.1 when the upgrade is refused with an HTTP error, so those are
-/// refused here rather than sent on to fail later.
+/// speaks, passed through untouched. kubectl 1.30+ offers
+/// `v5.channel.k8s.io` (exec, attach) and `SPDY/3.1+portforward.k8s.io`
+/// (port-forward), which the runtime does not speak: those are
+/// translated here (`translate/`). Anything else is refused with an HTTP
+/// error, on which kubectl falls back to SPDY/3.1.
 const EXEC_WEBSOCKET: &[&str] = &[
     "v4.channel.k8s.io",
     "v4.base64.channel.k8s.io",
@@ -406,6 +409,9 @@ pub async fn handle(
             "pod {name} does not have a host assigned"
         )));
     }
+    // Some(tunnelled protocols) when the WebSocket is answered here
+    // (empty for exec/attach) rather than passed to the kubelet.
+    let mut translation: Option<Vec<String>> = None;
     if !is_log {
         if !upgrade::is_upgrade(req.headers()) {
             return Err(ApiError::BadRequest("Upgrade request required".into()));
@@ -417,7 +423,15 @@ pub async fn handle(
                 EXEC_WEBSOCKET
             };
             let offered = upgrade::websocket_protocols(req.headers());
-            if !offered.is_empty() && !offered.iter().any(|o| supported.contains(&o.as_str())) {
+            translation = if sub == "portforward" {
+                Some(translate::tunnel_protocols(&offered)).filter(|p| !p.is_empty())
+            } else {
+                translate::wants_exec_translation(&offered).then(Vec::new)
+            };
+            if translation.is_none()
+                && !offered.is_empty()
+                && !offered.iter().any(|o| supported.contains(&o.as_str()))
+            {
                 return Err(ApiError::BadRequest(format!(
                     "websocket subprotocols {offered:?} are not served by this node's container runtime (it speaks {supported:?}); use SPDY/3.1"
                 )));
@@ -440,10 +454,29 @@ pub async fn handle(
         Ok(io) => io,
         Err(e) => return Ok(backend_error(&format!("error dialing backend: {e}"))),
     };
-    let result = if is_log {
-        upgrade::get(io, &target, &authority).await
-    } else {
-        upgrade::forward(req, io, &target, &authority).await
+    let result = match translation {
+        _ if is_log => upgrade::get(io, &target, &authority)
+            .await
+            .map_err(|e| e.to_string()),
+        Some(protocols) if sub == "portforward" => {
+            translate::tunnel(req, io, &target, &authority, &protocols)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Some(_) => {
+            let streams = translate::Streams {
+                stdin: flag(&q, "stdin"),
+                stdout: flag(&q, "stdout"),
+                stderr: flag(&q, "stderr"),
+                tty: flag(&q, "tty"),
+            };
+            translate::exec(req, io, &target, &authority, streams)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        None => upgrade::forward(req, io, &target, &authority)
+            .await
+            .map_err(|e| e.to_string()),
     };
     let resp = match result {
         Ok(r) => r,

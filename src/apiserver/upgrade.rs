@@ -152,7 +152,7 @@ where
 }
 
 /// The next hop's status, content type and body, streamed.
-fn pass_through(resp: Response<Incoming>) -> Response<Body> {
+pub fn pass_through(resp: Response<Incoming>) -> Response<Body> {
     let (parts, body) = resp.into_parts();
     let mut out = Response::new(streamed(body));
     *out.status_mut() = parts.status;
