@@ -1,19 +1,37 @@
 //! The service proxy: programs this node so that service addresses
 //! (ClusterIP, NodePort, externalIPs, LoadBalancer ingress) reach ready
-//! endpoints. Work in progress (issue 6): this door is the fixed API.
+//! endpoints, like kube-proxy's iptables mode. Services, EndpointSlices
+//! and the own Node are followed into one [`model::State`]; changes are
+//! debounced, then `rules::generate` (pure) makes one batch that
+//! `iptables-restore --noflush` applies atomically. Only chains named
+//! `NK<instance>-…` and the jump rules to them are ever touched.
 
-#![allow(dead_code)] // scaffolding until filled in (issue 6)
+mod iptables;
+mod model;
+mod rules;
+// Beside rules.rs, not in it: the benchmark includes rules.rs alone.
+#[cfg(test)]
+mod rules_tests;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::client::Client;
+use tokio::sync::Notify;
+
+use crate::api::selector::FieldSelector;
+use crate::client::{Client, EventKind, Followed, ResourceId};
 use crate::config::ProxyMode;
+use model::State;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Setup(String),
+    #[error("{0}")]
+    Command(String),
 }
 
 /// What the proxy needs to know about its node and cluster.
@@ -35,13 +53,284 @@ pub struct Settings {
     pub instance: String,
 }
 
+/// Changes arriving within this window go into one sync.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// A full resync (chains re-read from the kernel, jumps re-checked).
+const RESYNC: Duration = Duration::from_secs(30);
+/// After a failed sync.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The followed objects and whether each collection has been listed.
+#[derive(Default)]
+struct Inner {
+    state: State,
+    node_ips: Vec<String>,
+    services_listed: bool,
+    slices_listed: bool,
+    stopped: bool,
+}
+
+struct Shared {
+    inner: Mutex<Inner>,
+    changed: Notify,
+}
+
+impl Shared {
+    /// Applies `f` and wakes the sync loop; false once stopped.
+    fn update(&self, f: impl FnOnce(&mut Inner)) -> bool {
+        let Ok(mut inner) = self.inner.lock() else {
+            return false;
+        };
+        if inner.stopped {
+            return false;
+        }
+        f(&mut inner);
+        drop(inner);
+        self.changed.notify_one();
+        true
+    }
+}
+
 /// Runs the proxy until `shutdown`, then removes its rules.
 pub async fn run<C: Client + Clone>(
     client: C,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let _ = (client, settings);
-    shutdown.await;
-    Ok(())
+    if settings.mode == ProxyMode::Nftables {
+        return Err(Error::Setup(
+            "proxy mode nftables is not supported yet; use --proxy-mode iptables".into(),
+        ));
+    }
+    let cfg = rules::Config {
+        prefix: format!("NK{}", settings.instance),
+        cluster_cidr: settings
+            .cluster_cidr
+            .split(',')
+            .map(str::trim)
+            .find(|c| c.contains('.'))
+            .map(str::to_string),
+        node_name: settings.node_name.clone(),
+        skip_ip: settings.cluster_dns.map(|ip| ip.to_string()),
+    };
+    let fixed_ip = settings
+        .node_ip
+        .filter(IpAddr::is_ipv4)
+        .map(|ip| ip.to_string());
+    let shared = Arc::new(Shared {
+        inner: Mutex::new(Inner::default()),
+        changed: Notify::new(),
+    });
+    follow_all(&client, &settings, &shared, fixed_ip);
+    tracing::info!(
+        prefix = cfg.prefix,
+        service_cidr = settings.service_cidr,
+        "service proxy started (iptables)"
+    );
+    let mut sync = Syncer::new(cfg.clone());
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut next_full = Instant::now() + RESYNC;
+    let mut retry_at: Option<Instant> = None;
+    loop {
+        let wake = retry_at.map_or(next_full, |r| r.min(next_full));
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = shared.changed.notified() => {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(DEBOUNCE) => {}
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {}
+        }
+        let full = Instant::now() >= next_full;
+        let snapshot = {
+            let Ok(inner) = shared.inner.lock() else {
+                break;
+            };
+            if !(inner.services_listed && inner.slices_listed) {
+                continue;
+            }
+            let mut state = inner.state.clone();
+            state.node_ips = inner.node_ips.clone();
+            state
+        };
+        if full {
+            next_full = Instant::now() + RESYNC;
+            sync.full = true;
+        }
+        let (back, result) = tokio::task::spawn_blocking(move || {
+            let r = sync.sync(&snapshot);
+            (sync, r)
+        })
+        .await
+        .map_err(|e| Error::Setup(format!("proxy sync task failed: {e}")))?;
+        sync = back;
+        match result {
+            Ok(took) => {
+                retry_at = None;
+                tracing::debug!(took_ms = took.as_millis() as u64, "proxy rules synced");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "proxy sync failed; retrying with a full sync");
+                sync.full = true;
+                retry_at = Some(Instant::now() + RETRY);
+            }
+        }
+    }
+    if let Ok(mut inner) = shared.inner.lock() {
+        inner.stopped = true;
+    }
+    let prefix = cfg.prefix.clone();
+    let removed = tokio::task::spawn_blocking(move || iptables::remove_all(&prefix))
+        .await
+        .map_err(|e| Error::Setup(format!("proxy cleanup task failed: {e}")))?;
+    tracing::info!("service proxy stopped; rules removed");
+    removed
+}
+
+/// Starts the three informers feeding `shared`.
+fn follow_all<C: Client + Clone>(
+    client: &C,
+    settings: &Settings,
+    shared: &Arc<Shared>,
+    fixed_ip: Option<String>,
+) {
+    let sh = shared.clone();
+    crate::client::follow(
+        client.clone(),
+        ResourceId::new("", "v1", "services"),
+        move |f| {
+            sh.update(|inner| {
+                let map = &mut inner.state.services;
+                match f {
+                    Followed::Listed(items) => {
+                        map.clear();
+                        for o in items {
+                            if let Some(s) = model::Service::from_json(&o) {
+                                map.insert(model::key_of(&o), s);
+                            }
+                        }
+                        inner.services_listed = true;
+                    }
+                    Followed::Event { kind, object } => {
+                        let key = model::key_of(&object);
+                        match (kind, model::Service::from_json(&object)) {
+                            (EventKind::Deleted, _) | (_, None) => map.remove(&key),
+                            (_, Some(s)) => map.insert(key, s),
+                        };
+                    }
+                }
+            })
+        },
+    );
+    let sh = shared.clone();
+    let slices = ResourceId::new("discovery.k8s.io", "v1", "endpointslices");
+    crate::client::follow(client.clone(), slices, move |f| {
+        sh.update(|inner| {
+            let map = &mut inner.state.slices;
+            match f {
+                Followed::Listed(items) => {
+                    map.clear();
+                    for o in items {
+                        if let Some(s) = model::Slice::from_json(&o) {
+                            map.insert(model::key_of(&o), s);
+                        }
+                    }
+                    inner.slices_listed = true;
+                }
+                Followed::Event { kind, object } => {
+                    let key = model::key_of(&object);
+                    match (kind, model::Slice::from_json(&object)) {
+                        (EventKind::Deleted, _) | (_, None) => map.remove(&key),
+                        (_, Some(s)) => map.insert(key, s),
+                    };
+                }
+            }
+        })
+    });
+    let sh = shared.clone();
+    let fields =
+        FieldSelector::parse(&format!("metadata.name={}", settings.node_name)).unwrap_or_default();
+    if let Some(ip) = &fixed_ip {
+        sh.update(|inner| inner.node_ips = vec![ip.clone()]);
+    }
+    crate::client::follow_selected(
+        client.clone(),
+        ResourceId::new("", "v1", "nodes"),
+        fields,
+        move |f| {
+            let node = match f {
+                Followed::Listed(items) => items.into_iter().next(),
+                Followed::Event {
+                    kind: EventKind::Deleted,
+                    ..
+                } => None,
+                Followed::Event { object, .. } => Some(object),
+            };
+            let mut ips: Vec<String> = fixed_ip.iter().cloned().collect();
+            for ip in node.map(|n| model::node_ips(&n)).unwrap_or_default() {
+                if !ips.contains(&ip) {
+                    ips.push(ip);
+                }
+            }
+            let Ok(inner) = sh.inner.lock() else {
+                return false;
+            };
+            // Node status updates (heartbeats) rarely change addresses.
+            let same = inner.node_ips == ips;
+            drop(inner);
+            same || sh.update(|inner| inner.node_ips = ips)
+        },
+    );
+}
+
+/// The state between syncs: what was written, for stale-chain removal and
+/// UDP conntrack flushes.
+struct Syncer {
+    cfg: rules::Config,
+    written: BTreeMap<&'static str, BTreeSet<String>>,
+    udp: BTreeMap<String, BTreeSet<String>>,
+    /// Re-read the kernel's chains and re-check jumps before writing.
+    full: bool,
+}
+
+impl Syncer {
+    fn new(cfg: rules::Config) -> Syncer {
+        Syncer {
+            cfg,
+            written: BTreeMap::new(),
+            udp: BTreeMap::new(),
+            full: true,
+        }
+    }
+
+    fn sync(&mut self, state: &State) -> Result<Duration, Error> {
+        let start = Instant::now();
+        if self.full {
+            // Chains left by an earlier run (or changed behind our back).
+            let existing = iptables::existing_chains(&self.cfg.prefix)?;
+            for (table, chains) in existing {
+                self.written.entry(table).or_default().extend(chains);
+            }
+        }
+        let batch = rules::generate(&self.cfg, state, &self.written);
+        iptables::restore(&batch.text)?;
+        self.written = batch.chains;
+        if self.full {
+            iptables::ensure_jumps(&self.cfg.prefix)?;
+            self.full = false;
+        }
+        for (addr, before) in &self.udp {
+            let gone = match batch.udp.get(addr) {
+                Some(now) => before.iter().any(|e| !now.contains(e)),
+                None => !before.is_empty(),
+            };
+            if gone {
+                iptables::flush_udp(addr);
+            }
+        }
+        self.udp = batch.udp;
+        Ok(start.elapsed())
+    }
 }
