@@ -275,6 +275,9 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     )
     .await
     .context("creating the default namespaces and the kubernetes service")?;
+    let sa_key = pki::ensure_service_account_key(&pki::tls_dir(&data_dir))
+        .context("loading the service account signing key")?;
+    api.set_service_account_key(std::sync::Arc::new(sa_key));
     api.set_toleration_defaults(
         args.default_not_ready_toleration_seconds,
         args.default_unreachable_toleration_seconds,

@@ -1,6 +1,6 @@
 //! Who a request is: the client certificate verified during the TLS
 //! handshake, else a bearer join token (k3s's agents authenticate with the
-//! cluster token). Also the unauthenticated `/cacerts` answer that lets an
+//! cluster token), else a service-account JWT (checked by the API layer). Also the unauthenticated `/cacerts` answer that lets an
 //! agent fetch the server CA and check it against its token's hash.
 
 use std::sync::Arc;
@@ -30,17 +30,45 @@ impl Join {
     /// token, when that is the join token (full, bare, or `node:<secret>`).
     pub fn identify(&self, headers: &HeaderMap) -> Option<Arc<ClientIdentity>> {
         let secret = self.secret.as_deref()?;
-        let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = value.trim().split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        token_matches(token.trim(), secret).then(|| {
+        token_matches(bearer(headers)?, secret).then(|| {
             Arc::new(ClientIdentity {
                 user: AGENT_USER.to_string(),
                 groups: AGENT_GROUPS.iter().map(|g| g.to_string()).collect(),
             })
         })
+    }
+}
+
+/// The bearer token of a request, when it sends one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+impl super::Server {
+    /// The identity of a request without a client certificate: the join
+    /// token, else a service-account JWT (signed by us, current, for our
+    /// audience, naming objects that still exist). Anything else is `None`,
+    /// which the caller answers with a bare 401.
+    pub(super) async fn authenticate(&self, headers: &HeaderMap) -> Option<Arc<ClientIdentity>> {
+        if let Some(id) = self.join.identify(headers) {
+            return Some(id);
+        }
+        let token = bearer(headers)?;
+        match self.api.authenticate_token(token, &[]).await {
+            Ok(user) => Some(Arc::new(ClientIdentity {
+                user: user.username,
+                groups: user.groups,
+            })),
+            Err(e) => {
+                tracing::debug!(error = %e, "bearer token refused");
+                None
+            }
+        }
     }
 }
 

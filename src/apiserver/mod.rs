@@ -211,7 +211,7 @@ impl Server {
         if let Route::Resource(p) = &route {
             if stream::handles(p) {
                 // Streams need the request itself (upgrades), unread.
-                if identity.is_none() && self.join.identify(req.headers()).is_none() {
+                if identity.is_none() && self.authenticate(req.headers()).await.is_none() {
                     return Err(ApiError::Unauthorized);
                 }
                 return stream::handle(self, req, p).await;
@@ -240,7 +240,10 @@ impl Server {
                 return Ok(codec::raw(200, pem.clone(), "text/plain"));
             }
         }
-        let identity = identity.or_else(|| self.join.identify(req.headers()));
+        let identity = match identity {
+            Some(id) => Some(id),
+            None => self.authenticate(req.headers()).await,
+        };
         if identity.is_none() {
             return Err(ApiError::Unauthorized);
         }

@@ -154,6 +154,7 @@ async fn dispatch(
             let out = match sub {
                 Some("binding") => api.bind(r, ns, name, &body, &opts).await?,
                 Some("eviction") => api.evict(r, ns, name, &body).await?,
+                Some("token") => api.create_token(r, ns, name, &body).await?,
                 _ => return Err(ApiError::MethodNotAllowed),
             };
             Ok(codec::respond(201, &out, Output::Json))

@@ -126,6 +126,7 @@ impl Client for Local {
         match sub {
             "binding" => Ok(timed("POST", res, self.api.bind(r, ns, name, &obj, &opts)).await?),
             "eviction" => Ok(timed("POST", res, self.api.evict(r, ns, name, &obj)).await?),
+            "token" => Ok(timed("POST", res, self.api.create_token(r, ns, name, &obj)).await?),
             other => Err(ClientError::UnknownResource(format!(
                 "{}/{}/{}/{other}",
                 res.group, res.version, res.plural

@@ -13,6 +13,7 @@ mod kubeconfig;
 // Used by main.rs and the kubelet once they are wired (issue 5).
 mod kubelet;
 mod names;
+mod sa_token;
 mod tls;
 mod token;
 
@@ -24,6 +25,11 @@ pub use kubelet::{kubelet_serving_tls, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP};
 pub use names::{default_route_address, local_addresses, serving_names, ServingNames};
 // The HTTPS listener (API-server issue) authenticates clients with these.
 pub use tls::{client_identity, AnyServerCert, ClientIdentity};
+// Service-account tokens (TokenRequest, bearer JWT authentication).
+pub use sa_token::{
+    ensure_service_account_key, Claims as TokenClaims, KubernetesClaim, Ref as TokenRef,
+    ServiceAccountKey, ISSUER as SERVICE_ACCOUNT_ISSUER,
+};
 pub use token::{ca_hash, ensure_server_token, secrets_equal, JoinToken};
 
 /// Everything that can go wrong in the PKI.

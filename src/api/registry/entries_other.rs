@@ -188,4 +188,15 @@ pub(super) static RESOURCES: &[Resource] = &[
         strategy: Strategy::SPEC,
         ..group("apiextensions.k8s.io")
     },
+    // Answered from the token authenticator, never stored (verbs/token.rs).
+    Resource {
+        kind: "TokenReview",
+        plural: "tokenreviews",
+        singular: "tokenreview",
+        namespaced: false,
+        verbs: &["create"],
+        definition: Some("io.k8s.api.authentication.v1.TokenReview"),
+        storage: "authentication.k8s.io/tokenreviews",
+        ..group("authentication.k8s.io")
+    },
 ];

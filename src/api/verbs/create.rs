@@ -24,6 +24,9 @@ impl Api {
         }
         check_type(r, &mut obj)?;
         super::check_body(r, &mut obj, opts)?;
+        if r.group == "authentication.k8s.io" && r.plural == "tokenreviews" {
+            return self.review_token(obj).await;
+        }
         let namespace = scoped(r, namespace);
         set_namespace(r, namespace, &mut obj)?;
         if let Some(ns) = namespace {

@@ -8,6 +8,7 @@ mod list;
 mod patch;
 mod service;
 mod subresource;
+mod token;
 mod update;
 mod watch;
 
