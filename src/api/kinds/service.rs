@@ -104,6 +104,8 @@ pub(super) fn validate(obj: &Value) -> Vec<FieldCause> {
     }
     let mut names = HashSet::new();
     let mut keys = HashSet::new();
+    // One node port may serve two protocols, not the same one twice.
+    let mut node_ports = HashSet::new();
     for (i, p) in ports.iter().enumerate() {
         let at = idx("spec.ports", i);
         let name = text(p, "name");
@@ -139,6 +141,15 @@ pub(super) fn validate(obj: &Value) -> Vec<FieldCause> {
                 &format!("{at}.nodePort"),
                 "may not be used when `type` is 'ClusterIP'",
             ));
+        }
+        if let Some(n) = p
+            .get("nodePort")
+            .and_then(Value::as_i64)
+            .filter(|n| *n != 0)
+        {
+            if !node_ports.insert((n, text(p, "protocol"))) {
+                out.push(v::duplicate(&format!("{at}.nodePort"), &json!(n)));
+            }
         }
         let key = (p.get("port").and_then(Value::as_i64), text(p, "protocol"));
         if !keys.insert(key) {
@@ -228,6 +239,20 @@ mod tests {
         let headless = svc(json!({"clusterIP": "None"}));
         assert!(validate(&headless).is_empty());
         assert_eq!(headless["spec"]["ipFamilyPolicy"], "RequireDualStack");
+    }
+
+    #[test]
+    fn a_node_port_serves_two_protocols_but_not_one_twice() {
+        let ok = svc(json!({"type": "NodePort", "ports": [
+            {"name": "a", "port": 53, "protocol": "UDP", "nodePort": 30053},
+            {"name": "b", "port": 53, "protocol": "TCP", "nodePort": 30053}]}));
+        assert!(validate(&ok).is_empty(), "{:?}", validate(&ok));
+        let dup = svc(json!({"type": "NodePort", "ports": [
+            {"name": "a", "port": 80, "nodePort": 30080},
+            {"name": "b", "port": 81, "nodePort": 30080}]}));
+        let causes = validate(&dup);
+        assert_eq!(causes.len(), 1, "{causes:?}");
+        assert_eq!(causes[0].field, "spec.ports[1].nodePort");
     }
 
     #[test]

@@ -62,19 +62,23 @@ impl ServiceNetwork {
 }
 
 /// Hands out cluster IPs and node ports. Addresses in use come from the
-/// services cache; `pending` covers creates not yet in the cache.
+/// services cache; `pending` covers writes not yet in the cache.
 pub struct Allocator {
     network: ServiceNetwork,
     pending: Mutex<Pending>,
 }
 
+/// A fresh allocation: when, and for which service (`namespace/name`).
+type Claim = (Instant, String);
+
 #[derive(Default)]
 struct Pending {
-    ips: HashMap<Ipv4Addr, Instant>,
-    ports: HashMap<u16, Instant>,
+    ips: HashMap<Ipv4Addr, Claim>,
+    ports: HashMap<u16, Claim>,
 }
 
-/// How long a fresh allocation is protected before the cache must show it.
+/// How long a fresh allocation is protected before the cache must show it
+/// (a write that failed after allocating leaves its claim this long).
 const PENDING_FOR: Duration = Duration::from_secs(30);
 
 impl Allocator {
@@ -87,6 +91,26 @@ impl Allocator {
 
     pub fn network(&self) -> &ServiceNetwork {
         &self.network
+    }
+}
+
+/// What the stored services hold, with their owners (`namespace/name`).
+#[derive(Default)]
+struct Used {
+    ips: HashMap<Ipv4Addr, String>,
+    ports: HashMap<u16, String>,
+}
+
+impl Used {
+    /// Whether `ip` is taken by a service other than `me`.
+    fn ip_taken(&self, pending: &Pending, ip: Ipv4Addr, me: &str) -> bool {
+        self.ips.get(&ip).is_some_and(|o| o != me)
+            || pending.ips.get(&ip).is_some_and(|(_, o)| o != me)
+    }
+
+    fn port_taken(&self, pending: &Pending, port: u16, me: &str) -> bool {
+        self.ports.get(&port).is_some_and(|o| o != me)
+            || pending.ports.get(&port).is_some_and(|(_, o)| o != me)
     }
 }
 
@@ -108,21 +132,36 @@ fn cluster_ip(obj: &Value) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+fn cluster_ips(obj: &Value) -> Option<Vec<String>> {
+    spec(obj)
+        .and_then(|s| s.get("clusterIPs"))
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .map(|i| i.as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+}
+
+fn needs_node_ports(kind: &str) -> bool {
+    matches!(kind, "NodePort" | "LoadBalancer")
+}
+
 impl Api {
-    fn used_service_addresses(&self, r: &Resource) -> (HashSet<Ipv4Addr>, HashSet<u16>) {
-        let mut ips = HashSet::new();
-        let mut ports = HashSet::new();
+    fn used_service_addresses(&self, r: &Resource) -> Used {
+        let mut used = Used::default();
         if let Some(cache) = self.store.cache(r.storage) {
             for s in cache.snapshot(None, None, 0).0 {
+                let owner = owner_of(&s.object);
                 if let Some(ip) = cluster_ip(&s.object).and_then(|i| i.parse().ok()) {
-                    ips.insert(ip);
+                    used.ips.insert(ip, owner.clone());
                 }
                 for p in node_ports(&s.object) {
-                    ports.insert(p);
+                    used.ports.insert(p, owner.clone());
                 }
             }
         }
-        (ips, ports)
+        used
     }
 
     /// Create-time preparation that needs cluster state.
@@ -151,6 +190,7 @@ impl Api {
         old: &Value,
     ) -> Result<(), ApiError> {
         if r.storage == "services/specs" {
+            drop_type_dependent_fields(new, old);
             return self.allocate_service(r, new, Some(old));
         }
         Ok(())
@@ -163,27 +203,36 @@ impl Api {
         old: Option<&Value>,
     ) -> Result<(), ApiError> {
         let name = crate::api::meta::name(obj).to_string();
+        let me = owner_of(obj);
         let kind = service_type(obj).to_string();
-        let mut causes: Vec<FieldCause> = Vec::new();
         // An update that leaves clusterIP out keeps the allocated one.
         if let (None, Some(old_ip)) = (cluster_ip(obj), old.and_then(cluster_ip)) {
-            if kind != "ExternalName" {
+            if kind != "ExternalName" && cluster_ips(obj).is_none_or(|l| l.is_empty()) {
                 set_spec(obj, "clusterIP", json!(old_ip));
             }
         }
-        let (used, used_ports) = self.used_service_addresses(r);
+        let mut causes = normalize_cluster_ips(obj);
+        if kind != "ExternalName" {
+            causes.extend(family_causes(obj));
+        }
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(r, &name, causes));
+        }
+        let used = self.used_service_addresses(r);
         let now = Instant::now();
         let mut pending = self
             .services
             .pending
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        pending
-            .ips
-            .retain(|_, t| now.duration_since(*t) < PENDING_FOR);
-        pending
-            .ports
-            .retain(|_, t| now.duration_since(*t) < PENDING_FOR);
+        // A claim the cache shows is no longer needed: the cache decides
+        // from then on, so a deleted service frees its addresses at once.
+        pending.ips.retain(|ip, (t, owner)| {
+            now.duration_since(*t) < PENDING_FOR && used.ips.get(ip) != Some(owner)
+        });
+        pending.ports.retain(|p, (t, owner)| {
+            now.duration_since(*t) < PENDING_FOR && used.ports.get(p) != Some(owner)
+        });
         let old_ip = old.and_then(cluster_ip);
         if let (Some(before), Some(now_ip)) = (old_ip, cluster_ip(obj)) {
             if before != now_ip && kind != "ExternalName" {
@@ -195,31 +244,39 @@ impl Api {
                 return Err(ApiError::invalid(r, &name, causes));
             }
         }
+        let net = &self.services.network;
+        let failed = |ip: &str, why: String| {
+            validation::invalid_string_list(
+                "spec.clusterIPs",
+                Some(&[ip.to_string()]),
+                &format!("failed to allocate IP {ip}: {why}"),
+            )
+        };
         match (kind.as_str(), cluster_ip(obj)) {
             ("ExternalName", _) => {}
             (_, Some("None")) => {}
-            (_, Some(ip)) if Some(ip) != old_ip => {
-                let spec_ip = json!([ip]);
-                match ip.parse::<Ipv4Addr>() {
-                    Err(_) => causes.push(validation::invalid("spec.clusterIPs[0]", &json!(ip), "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)")),
-                    Ok(addr) if !self.services.network.contains(addr) => causes.push(validation::invalid(
-                        "spec.clusterIPs",
-                        &spec_ip,
-                        &format!("failed to allocate IP {ip}: the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}/{}", self.services.network.base, self.services.network.prefix_len),
-                    )),
-                    Ok(addr) if used.contains(&addr) || pending.ips.contains_key(&addr) => causes.push(validation::invalid(
-                        "spec.clusterIPs",
-                        &spec_ip,
-                        &format!("failed to allocate IP {ip}: provided IP is already allocated"),
-                    )),
-                    Ok(addr) => {
-                        pending.ips.insert(addr, now);
-                    }
+            (_, Some(ip)) if Some(ip) != old_ip => match ip.parse::<Ipv4Addr>() {
+                Err(_) => causes.push(validation::invalid(
+                    "spec.clusterIPs[0]",
+                    &json!(ip),
+                    "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                )),
+                Ok(addr) if !net.contains(addr) => causes.push(failed(
+                    ip,
+                    format!(
+                        "the provided IP ({ip}) is not in the valid range. The range of valid IPs is {}/{}",
+                        net.base, net.prefix_len
+                    ),
+                )),
+                Ok(addr) if used.ip_taken(&pending, addr, &me) => {
+                    causes.push(failed(ip, "provided IP is already allocated".into()))
                 }
-            }
+                Ok(addr) => {
+                    pending.ips.insert(addr, (now, me.clone()));
+                }
+            },
             (_, Some(_)) => {}
             (_, None) => {
-                let net = &self.services.network;
                 // Dynamic addresses come from above the first 256 so static
                 // ones (DNS at .10) stay free, like upstream's reserved band.
                 let low = if net.size() > 1024 { 256 } else { 2 };
@@ -227,10 +284,10 @@ impl Api {
                 let start = uuid::Uuid::new_v4().as_u128() as u32 % span.max(1);
                 let free = (0..span)
                     .map(|i| net.nth(low + (start + i) % span))
-                    .find(|a| !used.contains(a) && !pending.ips.contains_key(a));
+                    .find(|a| !used.ip_taken(&pending, *a, &me));
                 match free {
                     Some(addr) => {
-                        pending.ips.insert(addr, now);
+                        pending.ips.insert(addr, (now, me.clone()));
                         set_spec(obj, "clusterIP", json!(addr.to_string()));
                     }
                     None => {
@@ -241,12 +298,18 @@ impl Api {
                 }
             }
         }
-        if let Some(ip) = cluster_ip(obj).map(str::to_string) {
-            set_spec(obj, "clusterIPs", json!([ip]));
+        if kind != "ExternalName" {
+            if let Some(ip) = cluster_ip(obj).map(str::to_string) {
+                set_spec(obj, "clusterIPs", json!([ip]));
+            }
         }
-        if matches!(kind.as_str(), "NodePort" | "LoadBalancer") {
-            let keep: Vec<u16> = old.map(node_ports).unwrap_or_default();
-            self.assign_node_ports(obj, &used_ports, &keep, &mut pending, &mut causes);
+        if needs_node_ports(&kind) {
+            self.assign_node_ports(obj, &used, &me, &mut pending, &mut causes);
+        }
+        if !causes.is_empty() {
+            // Nothing of this write is stored: its claims are void.
+            pending.ips.retain(|_, (t, o)| *o != me || *t != now);
+            pending.ports.retain(|_, (t, o)| *o != me || *t != now);
         }
         drop(pending);
         if causes.is_empty() {
@@ -259,8 +322,8 @@ impl Api {
     fn assign_node_ports(
         &self,
         obj: &mut Value,
-        used: &HashSet<u16>,
-        keep: &[u16],
+        used: &Used,
+        me: &str,
         pending: &mut Pending,
         causes: &mut Vec<FieldCause>,
     ) {
@@ -273,40 +336,184 @@ impl Api {
             return;
         };
         let now = Instant::now();
+        // Node ports of this service so far, by service port: one port
+        // number served over two protocols shares its node port (upstream).
+        let mut mine: HashMap<u16, u16> = HashMap::new();
+        let mut taken_here: HashSet<u16> = HashSet::new();
         for (i, port) in ports.iter_mut().enumerate() {
-            match port.get("nodePort").and_then(Value::as_u64) {
+            let service_port = port
+                .get("port")
+                .and_then(Value::as_u64)
+                .and_then(|p| u16::try_from(p).ok());
+            match port.get("nodePort").and_then(Value::as_i64) {
+                Some(0) | None => {
+                    let reuse = service_port.and_then(|sp| mine.get(&sp).copied());
+                    let span = (high - low) as u32 + 1;
+                    let start = uuid::Uuid::new_v4().as_u128() as u32 % span;
+                    let free = reuse.or_else(|| {
+                        (0..span)
+                            .map(|k| low + ((start + k) % span) as u16)
+                            .find(|p| !taken_here.contains(p) && !used.port_taken(pending, *p, me))
+                    });
+                    let (Some(p), Some(map)) = (free, port.as_object_mut()) else {
+                        continue;
+                    };
+                    pending.ports.insert(p, (now, me.to_string()));
+                    map.insert("nodePort".into(), json!(p));
+                    taken_here.insert(p);
+                    if let Some(sp) = service_port {
+                        mine.entry(sp).or_insert(p);
+                    }
+                }
                 Some(p) => {
-                    let p16 = p as u16;
-                    if p < low as u64 || p > high as u64 {
+                    let at = format!("spec.ports[{i}].nodePort");
+                    if p < low as i64 || p > high as i64 {
                         causes.push(validation::invalid(
-                            &format!("spec.ports[{i}].nodePort"),
+                            &at,
                             &json!(p),
                             &format!("provided port is not in the valid range. The range of valid ports is {low}-{high}"),
                         ));
-                    } else if !keep.contains(&p16)
-                        && (used.contains(&p16) || pending.ports.contains_key(&p16))
-                    {
+                        continue;
+                    }
+                    let p16 = p as u16;
+                    if taken_here.contains(&p16) {
+                        // Reused within this service: validation judges it.
+                        continue;
+                    }
+                    if used.port_taken(pending, p16, me) {
                         causes.push(validation::invalid(
-                            &format!("spec.ports[{i}].nodePort"),
+                            &at,
                             &json!(p),
                             "provided port is already allocated",
                         ));
-                    } else {
-                        pending.ports.insert(p16, now);
+                        continue;
                     }
-                }
-                None => {
-                    let span = (high - low + 1) as u32;
-                    let start = uuid::Uuid::new_v4().as_u128() as u32 % span;
-                    let free = (0..span)
-                        .map(|k| low + ((start + k) % span) as u16)
-                        .find(|p| !used.contains(p) && !pending.ports.contains_key(p));
-                    if let (Some(p), Some(map)) = (free, port.as_object_mut()) {
-                        pending.ports.insert(p, now);
-                        map.insert("nodePort".into(), json!(p));
+                    pending.ports.insert(p16, (now, me.to_string()));
+                    taken_here.insert(p16);
+                    if let Some(sp) = service_port {
+                        mine.entry(sp).or_insert(p16);
                     }
                 }
             }
+        }
+    }
+}
+
+/// `namespace/name`, the owner of a claim.
+fn owner_of(obj: &Value) -> String {
+    format!(
+        "{}/{}",
+        crate::api::meta::meta_str(obj, "namespace").unwrap_or(""),
+        crate::api::meta::name(obj)
+    )
+}
+
+/// Upstream's `NormalizeClusterIPs` for one family: `clusterIP` and
+/// `clusterIPs[0]` fill each other; a disagreement is refused.
+fn normalize_cluster_ips(obj: &mut Value) -> Vec<FieldCause> {
+    let ips = cluster_ips(obj).filter(|l| !l.is_empty());
+    match (cluster_ip(obj).map(str::to_string), ips) {
+        (None, Some(ips)) => {
+            set_spec(obj, "clusterIP", json!(ips[0]));
+            Vec::new()
+        }
+        (Some(ip), Some(ips)) if ips[0] != ip => vec![validation::invalid_string_list(
+            "spec.clusterIPs",
+            Some(&ips),
+            "first value must match `clusterIP`",
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Upstream's family checks on a single-stack IPv4 cluster (headless
+/// services without a selector may name both families).
+fn family_causes(obj: &Value) -> Vec<FieldCause> {
+    let Some(spec) = spec(obj) else {
+        return Vec::new();
+    };
+    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+    let selectorless = spec
+        .get("selector")
+        .and_then(Value::as_object)
+        .is_none_or(|s| s.is_empty());
+    if headless && selectorless {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    if let Some(p) = spec
+        .get("ipFamilyPolicy")
+        .filter(|p| p.as_str() == Some("RequireDualStack"))
+    {
+        out.push(validation::invalid(
+            "spec.ipFamilyPolicy",
+            p,
+            "this cluster is not configured for dual-stack services",
+        ));
+    }
+    let families = spec.get("ipFamilies").and_then(Value::as_array);
+    for (i, f) in families.into_iter().flatten().enumerate() {
+        if f.as_str() != Some("IPv4") {
+            out.push(validation::invalid(
+                &format!("spec.ipFamilies[{i}]"),
+                f,
+                "not configured on this cluster",
+            ));
+        }
+    }
+    out
+}
+
+/// Upstream's `dropTypeDependentFields`: a type change that leaves the
+/// fields of the old type as they were drops them (and frees what they
+/// held), so `kubectl patch -p '{"spec":{"type":"ClusterIP"}}'` works.
+fn drop_type_dependent_fields(new: &mut Value, old: &Value) {
+    let (old_kind, new_kind) = (service_type(old).to_string(), service_type(new).to_string());
+    if old_kind == new_kind {
+        return;
+    }
+    let same = |field: &str, new: &Value| {
+        spec(new).and_then(|s| s.get(field)) == spec(old).and_then(|s| s.get(field))
+    };
+    let mut drop = Vec::new();
+    if old_kind != "ExternalName" && new_kind == "ExternalName" {
+        for f in ["clusterIP", "clusterIPs"] {
+            if same(f, new) {
+                drop.push(f);
+            }
+        }
+        drop.extend(["ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"]);
+    }
+    if old_kind == "LoadBalancer" {
+        for f in [
+            "allocateLoadBalancerNodePorts",
+            "loadBalancerClass",
+            "healthCheckNodePort",
+        ] {
+            if same(f, new) {
+                drop.push(f);
+            }
+        }
+    }
+    if needs_node_ports(&old_kind) && !needs_node_ports(&new_kind) {
+        if same("externalTrafficPolicy", new) {
+            drop.push("externalTrafficPolicy");
+        }
+        if node_ports(new) == node_ports(old) {
+            let ports = new
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("ports"))
+                .and_then(Value::as_array_mut);
+            for p in ports.into_iter().flatten() {
+                if let Some(p) = p.as_object_mut() {
+                    p.remove("nodePort");
+                }
+            }
+        }
+    }
+    if let Some(s) = new.get_mut("spec").and_then(Value::as_object_mut) {
+        for f in drop {
+            s.remove(f);
         }
     }
 }
@@ -348,5 +555,51 @@ mod tests {
         assert!(!n.contains(Ipv4Addr::new(10, 44, 0, 1)));
         assert!(ServiceNetwork::parse("10.43.0.0").is_err());
         assert!(ServiceNetwork::parse("nope/16").is_err());
+    }
+
+    #[test]
+    fn cluster_ips_fill_each_other_and_must_agree() {
+        let mut a = json!({"spec": {"clusterIPs": ["10.43.0.20"]}});
+        assert!(normalize_cluster_ips(&mut a).is_empty());
+        assert_eq!(a["spec"]["clusterIP"], "10.43.0.20");
+        let mut b = json!({"spec": {"clusterIP": "10.43.0.21", "clusterIPs": ["10.43.0.20"]}});
+        let causes = normalize_cluster_ips(&mut b);
+        assert_eq!(causes[0].field, "spec.clusterIPs");
+    }
+
+    #[test]
+    fn only_ipv4_single_stack_is_served() {
+        let dual = json!({"spec": {"ipFamilyPolicy": "RequireDualStack", "ipFamilies": ["IPv4", "IPv6"],
+                                   "selector": {"a": "b"}}});
+        let fields: Vec<String> = family_causes(&dual).into_iter().map(|c| c.field).collect();
+        assert_eq!(fields, ["spec.ipFamilyPolicy", "spec.ipFamilies[1]"]);
+        let headless = json!({"spec": {"clusterIP": "None", "ipFamilyPolicy": "RequireDualStack",
+                                       "ipFamilies": ["IPv4", "IPv6"]}});
+        assert!(family_causes(&headless).is_empty());
+        assert!(family_causes(&json!({"spec": {"ipFamilies": ["IPv4"]}})).is_empty());
+    }
+
+    #[test]
+    fn a_type_change_drops_what_the_old_type_held() {
+        let old = json!({"spec": {"type": "LoadBalancer", "clusterIP": "10.43.1.1",
+            "allocateLoadBalancerNodePorts": true, "externalTrafficPolicy": "Cluster",
+            "ports": [{"port": 80, "nodePort": 30080}]}});
+        let mut new = old.clone();
+        new["spec"]["type"] = json!("ClusterIP");
+        drop_type_dependent_fields(&mut new, &old);
+        assert_eq!(
+            new["spec"],
+            json!({"type": "ClusterIP", "clusterIP": "10.43.1.1", "ports": [{"port": 80}]})
+        );
+        let mut ext = old.clone();
+        ext["spec"]["type"] = json!("ExternalName");
+        drop_type_dependent_fields(&mut ext, &old);
+        assert!(ext["spec"].get("clusterIP").is_none());
+        // A node port the user changed in the same write is theirs to keep.
+        let mut kept = old.clone();
+        kept["spec"]["type"] = json!("ClusterIP");
+        kept["spec"]["ports"][0]["nodePort"] = json!(30081);
+        drop_type_dependent_fields(&mut kept, &old);
+        assert_eq!(kept["spec"]["ports"][0]["nodePort"], 30081);
     }
 }
