@@ -57,8 +57,16 @@ pub(super) fn defaults(obj: &mut Value) {
 pub(super) fn prepare_create(obj: &mut Value) {
     let qos = qos_class(obj.get("spec").unwrap_or(&Value::Null));
     let Some(o) = root(obj) else { return };
+    let mirror = o
+        .get("metadata")
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get("kubernetes.io/config.mirror"))
+        .is_some();
     if let Some(spec) = child(o, "spec") {
         admit(spec);
+        if !mirror {
+            admit_service_account(spec);
+        }
     }
     let gated = o
         .get("spec")
@@ -115,6 +123,80 @@ fn admit(spec: &mut Obj) {
         }
     }
     spec.insert("tolerations".into(), Value::Array(tolerations));
+}
+
+const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
+
+/// The ServiceAccount admission plugin: the account defaults to `default`
+/// and, unless the pod opts out, every container mounts the projected
+/// `kube-api-access-*` volume (bound token, cluster CA, namespace)
+/// read-only where client libraries look for it. A container with its own
+/// mount at that path keeps it. (The account's own
+/// automountServiceAccountToken is not consulted: it needs a lookup.)
+fn admit_service_account(spec: &mut Obj) {
+    let account = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("default")
+        .to_string();
+    spec.insert("serviceAccountName".into(), json!(account));
+    spec.insert("serviceAccount".into(), json!(account));
+    if spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+        == Some(false)
+    {
+        return;
+    }
+    let existing = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .and_then(|vols| {
+            vols.iter()
+                .filter_map(|v| v.get("name").and_then(Value::as_str))
+                .find(|n| n.starts_with(TOKEN_VOLUME_PREFIX))
+                .map(str::to_string)
+        });
+    let name = existing
+        .clone()
+        .unwrap_or_else(|| crate::api::meta::generated_name(TOKEN_VOLUME_PREFIX));
+    let mount = json!({"name": name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
+    let mut needed = false;
+    for list in ["initContainers", "containers"] {
+        for c in each_mut(spec, list) {
+            let mounts = c.entry("volumeMounts").or_insert_with(|| json!([]));
+            if mounts.is_null() {
+                *mounts = json!([]);
+            }
+            let Some(mounts) = mounts.as_array_mut() else {
+                continue;
+            };
+            let taken = mounts
+                .iter()
+                .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(TOKEN_MOUNT_PATH));
+            if !taken {
+                mounts.push(mount.clone());
+                needed = true;
+            }
+        }
+    }
+    if existing.is_some() || !needed {
+        return;
+    }
+    let volume = json!({"name": name, "projected": {"defaultMode": 420, "sources": [
+        {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+        {"downwardAPI": {"items": [{"path": "namespace",
+            "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+    ]}});
+    match spec.entry("volumes").or_insert_with(|| json!([])) {
+        Value::Array(vols) => vols.push(volume),
+        other @ Value::Null => *other = json!([volume]),
+        // A wrong type is left for validation to report.
+        _ => {}
+    }
 }
 
 /// Upstream's ComputePodQOS over cpu and memory of all containers.
@@ -366,6 +448,50 @@ mod tests {
         let mut dropped = old.clone();
         dropped["spec"]["tolerations"] = json!([]);
         assert_eq!(validate_update(&dropped, &old)[0].field, "spec.tolerations");
+    }
+
+    #[test]
+    fn service_account_admission_mounts_the_token_volume() {
+        let pod = created(json!({"metadata": {"name": "p"}, "spec": {
+            "initContainers": [{"name": "i", "image": "x"}],
+            "containers": [{"name": "a", "image": "x"},
+                {"name": "b", "image": "x", "volumeMounts": [{"name": "own", "mountPath": TOKEN_MOUNT_PATH}]}],
+            "volumes": [{"name": "own", "emptyDir": {}}]}}));
+        let spec = &pod["spec"];
+        assert_eq!(spec["serviceAccountName"], "default");
+        let vol = &spec["volumes"][1];
+        let name = vol["name"].as_str().unwrap();
+        assert!(
+            name.starts_with(TOKEN_VOLUME_PREFIX) && name.len() == 21,
+            "{name}"
+        );
+        assert_eq!(
+            vol["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"],
+            3607
+        );
+        for c in [&spec["initContainers"][0], &spec["containers"][0]] {
+            assert_eq!(
+                c["volumeMounts"][0],
+                json!({"name": name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH})
+            );
+        }
+        assert_eq!(
+            spec["containers"][1]["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+
+        let off = created(
+            json!({"metadata": {"name": "p"}, "spec": {"serviceAccountName": "sa",
+            "automountServiceAccountToken": false, "containers": [{"name": "a", "image": "x"}]}}),
+        );
+        assert_eq!(off["spec"]["serviceAccountName"], "sa");
+        assert!(off["spec"]["containers"][0].get("volumeMounts").is_none());
+        assert!(off["spec"]["volumes"]
+            .as_array()
+            .is_none_or(|v| v.is_empty()));
     }
 
     #[test]
