@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use super::model::{Endpoint, Service, ServicePort, State};
+use super::model::{Endpoint, Service, ServicePort, Slice, State};
 
 /// What the generator needs besides the cluster state.
 #[derive(Debug, Clone)]
@@ -79,15 +79,10 @@ fn hash(parts: &[&str]) -> String {
 
 /// The endpoints of one service port: ready ones; when there are none,
 /// serving terminating ones (upstream's fallback).
-fn endpoints_of<'a>(
-    state: &'a State,
-    svc: &Service,
-    port: &ServicePort,
-) -> Vec<(&'a Endpoint, u16)> {
-    let key = format!("{}/{}", svc.namespace, svc.name);
+fn endpoints_of<'a>(slices: &[&'a Slice], port: &ServicePort) -> Vec<(&'a Endpoint, u16)> {
     let mut all: Vec<(&Endpoint, u16)> = Vec::new();
     let mut seen = BTreeSet::new();
-    for slice in state.slices.values().filter(|s| s.service == key) {
+    for slice in slices {
         let Some(&(_, _, number)) = slice
             .ports
             .iter()
@@ -150,9 +145,18 @@ pub fn generate(
         o.filter,
         "-A {p}-FORWARD -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
     );
+    // Slices by service, once: not a scan of all slices per service.
+    let mut by_service: BTreeMap<&str, Vec<&Slice>> = BTreeMap::new();
+    for slice in state.slices.values() {
+        by_service.entry(&slice.service).or_default().push(slice);
+    }
+    let mut key = String::new();
     for svc in state.services.values() {
+        key.clear();
+        let _ = write!(key, "{}/{}", svc.namespace, svc.name);
+        let slices = by_service.get(key.as_str()).map_or(&[][..], Vec::as_slice);
         for port in &svc.ports {
-            o.service_port(state, svc, port);
+            o.service_port(state, svc, port, slices);
         }
     }
     // Node ports last: only once no service address matched.
@@ -200,11 +204,17 @@ pub fn generate(
 }
 
 impl Out<'_> {
-    fn service_port(&mut self, state: &State, svc: &Service, port: &ServicePort) {
+    fn service_port(
+        &mut self,
+        state: &State,
+        svc: &Service,
+        port: &ServicePort,
+        slices: &[&Slice],
+    ) {
         let p = &self.cfg.prefix;
         let id = format!("{}/{}:{}", svc.namespace, svc.name, port.name);
         let proto = &port.protocol;
-        let eps = endpoints_of(state, svc, port);
+        let eps = endpoints_of(slices, port);
         let local: Vec<_> = eps
             .iter()
             .copied()

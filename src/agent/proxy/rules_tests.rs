@@ -298,7 +298,8 @@ fn thousand_services_generate_fast() {
     let t = std::time::Instant::now();
     let b = gen(&st);
     let took = t.elapsed();
-    assert_eq!(lines_with(&b, "DNAT").len(), 5000);
+    // s9 has 10.43.0.10, the DNS address served in process: skipped.
+    assert_eq!(lines_with(&b, "DNAT").len(), 4995);
     // Debug builds are slow; the benchmark measures the release figure.
     assert!(took < std::time::Duration::from_secs(2), "{took:?}");
 }
