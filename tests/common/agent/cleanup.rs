@@ -434,6 +434,19 @@ fn iptables_plan(m: &Markers, table: &str) -> (Vec<String>, Vec<String>) {
             .find(|p| p[0] == "-j" || p[0] == "-g")
             .map(|p| p[1].to_string())
     };
+    // Per rule, once: its target and whether it is ours. Another instance's
+    // service proxy may hold tens of thousands of rules: never rescan them
+    // per chain.
+    let facts: Vec<(Option<String>, bool)> = rules
+        .iter()
+        .map(|(_, l)| (target(l), m.is_ours(l)))
+        .collect();
+    let mut refs: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (t, _)) in facts.iter().enumerate() {
+        if let Some(t) = t {
+            refs.entry(t.as_str()).or_default().push(i);
+        }
+    }
     let mut doomed: BTreeSet<String> = user_chains
         .iter()
         .filter(|c| m.has_id(c))
@@ -446,13 +459,13 @@ fn iptables_plan(m: &Markers, table: &str) -> (Vec<String>, Vec<String>) {
             if doomed.contains(chain) {
                 continue;
             }
-            let refs: Vec<&(String, String)> = rules
+            let Some(refs) = refs.get(chain.as_str()) else {
+                continue;
+            };
+            if refs
                 .iter()
-                .filter(|(_, l)| target(l).as_deref() == Some(chain.as_str()))
-                .collect();
-            if !refs.is_empty()
-                && refs.iter().all(|(c, l)| m.is_ours(l) || doomed.contains(c))
-                && refs.iter().any(|(_, l)| m.is_ours(l))
+                .all(|&i| facts[i].1 || doomed.contains(&rules[i].0))
+                && refs.iter().any(|&i| facts[i].1)
             {
                 doomed.insert(chain.clone());
                 grew = true;
@@ -464,10 +477,11 @@ fn iptables_plan(m: &Markers, table: &str) -> (Vec<String>, Vec<String>) {
     }
     let ours: Vec<String> = rules
         .iter()
-        .filter(|(c, l)| {
-            !doomed.contains(c) && (m.is_ours(l) || target(l).is_some_and(|t| doomed.contains(&t)))
+        .zip(&facts)
+        .filter(|((c, _), (t, own))| {
+            !doomed.contains(c) && (*own || t.as_ref().is_some_and(|t| doomed.contains(t)))
         })
-        .map(|(_, l)| l.clone())
+        .map(|((_, l), _)| l.clone())
         .collect();
     (ours, doomed.into_iter().collect())
 }
