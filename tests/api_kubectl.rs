@@ -71,8 +71,9 @@ fn cluster_info(version: &str) {
     assert_eq!(
         out,
         format!(
-            "Kubernetes control plane is running at {}\n\nTo further debug and diagnose \
-             cluster problems, use 'kubectl cluster-info dump'.\n",
+            "Kubernetes control plane is running at {0}\nCoreDNS is running at \
+             {0}/api/v1/namespaces/kube-system/services/kube-dns:dns/proxy\n\n\
+             To further debug and diagnose cluster problems, use 'kubectl cluster-info dump'.\n",
             p.api_url()
         )
     );
