@@ -247,6 +247,29 @@ fn bound_tokens_die_with_their_pod_and_account() {
     );
     let uid = pod["metadata"]["uid"].as_str().unwrap().to_string();
 
+    // An account that opts out: its pods get no token unless they ask.
+    let quiet = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "quiet"}, "automountServiceAccountToken": false});
+    k.stdin_ok(&["create", "-f", "-"], &quiet.to_string());
+    for (name, own) in [("q1", Value::Null), ("q2", json!(true))] {
+        let p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                       "spec": {"serviceAccountName": "quiet", "automountServiceAccountToken": own,
+                                "containers": [{"name": "c", "image": "busybox"}]}});
+        k.stdin_ok(&["create", "-f", "-"], &p.to_string());
+        let got: Value = k.json(&["get", "pod", name, "-o", "json"]);
+        let mounted = got["spec"]["volumes"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|v| v["name"].as_str().unwrap().starts_with("kube-api-access-"))
+        });
+        assert_eq!(mounted, own == json!(true), "{got}");
+        assert_eq!(
+            got["spec"]["containers"][0]["volumeMounts"]
+                .as_array()
+                .is_some_and(|m| !m.is_empty()),
+            mounted
+        );
+    }
+
     let bind = [
         "create",
         "token",

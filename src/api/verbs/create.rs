@@ -52,6 +52,9 @@ impl Api {
         m.insert("creationTimestamp".into(), now.into());
         (r.strategy.defaults)(&mut obj);
         (r.strategy.prepare_create)(&mut obj);
+        if r.group.is_empty() && r.plural == "pods" {
+            self.apply_account_automount(&mut obj).await;
+        }
         let m = meta_mut(&mut obj);
         for k in [
             "resourceVersion",

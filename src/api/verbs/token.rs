@@ -24,6 +24,7 @@ const GROUP: &str = "authentication.k8s.io";
 const DEFAULT_EXPIRATION: i64 = 3600;
 const MIN_EXPIRATION: i64 = 600;
 const MAX_EXPIRATION: i64 = 1 << 32;
+const TOKEN_VOLUME_PREFIX: &str = "kube-api-access-";
 
 /// A service account a token authenticated as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -314,6 +315,70 @@ impl Api {
             extra,
             audiences: shared,
         })
+    }
+
+    /// The account half of the ServiceAccount admission: a pod that does
+    /// not decide itself gets no token volume when its account opts out
+    /// (`automountServiceAccountToken: false`). A missing account changes
+    /// nothing (upstream refuses the pod; the `default` account may still
+    /// be on its way in a new namespace).
+    pub(super) async fn apply_account_automount(&self, pod: &mut Value) {
+        if pod
+            .pointer("/spec/automountServiceAccountToken")
+            .is_some_and(|v| !v.is_null())
+        {
+            return;
+        }
+        let ns = meta::meta_str(pod, "namespace").unwrap_or("").to_string();
+        let Some(account) = pod
+            .pointer("/spec/serviceAccountName")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let Ok(r) = self.resource_of("serviceaccounts") else {
+            return;
+        };
+        let Ok(sa) = self.get(r, Some(&ns), &account).await else {
+            return;
+        };
+        if sa
+            .get("automountServiceAccountToken")
+            .and_then(Value::as_bool)
+            != Some(false)
+        {
+            return;
+        }
+        let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+            return;
+        };
+        // Only the volume the admission added: its name and token source.
+        let ours = |v: &Value| {
+            v.get("name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.starts_with(TOKEN_VOLUME_PREFIX))
+                && v.pointer("/projected/sources/0/serviceAccountToken/expirationSeconds")
+                    == Some(&json!(3607))
+        };
+        let Some(vols) = spec.get_mut("volumes").and_then(Value::as_array_mut) else {
+            return;
+        };
+        let Some(pos) = vols.iter().position(ours) else {
+            return;
+        };
+        let removed = vols.remove(pos);
+        let name = removed.get("name").cloned().unwrap_or(Value::Null);
+        for list in ["initContainers", "containers"] {
+            let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+                continue;
+            };
+            for c in cs {
+                if let Some(m) = c.get_mut("volumeMounts").and_then(Value::as_array_mut) {
+                    m.retain(|m| m.get("name") != Some(&name));
+                }
+            }
+        }
     }
 
     /// `POST tokenreviews`: who a token is, never stored.
