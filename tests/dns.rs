@@ -114,7 +114,7 @@ fn service(name: &str, spec: serde_json::Value) -> serde_json::Value {
 }
 
 /// `nslookup` in the client pod until `want` shows in its output.
-fn lookup_until(c: &Cluster, args: &[&str], want: &[String]) -> String {
+fn lookup_until(c: &Cluster, args: &[&str], want: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut cmd = vec!["nslookup"];
     cmd.extend_from_slice(args);
@@ -125,7 +125,7 @@ fn lookup_until(c: &Cluster, args: &[&str], want: &[String]) -> String {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        if want.iter().all(|w| text.contains(w.as_str())) {
+        if want.iter().all(|w| text.contains(w)) {
             return text;
         }
         assert!(
@@ -211,67 +211,67 @@ fn cluster_dns_from_pods() {
     lookup_until(
         &c,
         &["front.default.svc.cluster.local."],
-        &[front_ip.clone()],
+        &[front_ip.as_str()],
     );
     eprintln!(
         "ClusterIP name resolved from a pod after {:?}",
         t0.elapsed()
     );
     // Short name through the search path.
-    lookup_until(&c, &["front"], &[front_ip.clone()]);
+    lookup_until(&c, &["front"], &[front_ip.as_str()]);
     // Headless: one A per ready endpoint.
-    lookup_until(&c, &["hl.default.svc.cluster.local."], &hl_ips);
+    lookup_until(
+        &c,
+        &["hl.default.svc.cluster.local."],
+        &hl_ips.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     // StatefulSet-style hostname.subdomain.
     lookup_until(
         &c,
         &["web-0.web.default.svc.cluster.local."],
-        &[web0.clone()],
+        &[web0.as_str()],
     );
     // SRV for a named port, ClusterIP and headless.
     lookup_until(
         &c,
         &["-type=srv", "_http._tcp.front.default.svc.cluster.local."],
-        &["80 front.default.svc.cluster.local".to_string()],
+        &["80 front.default.svc.cluster.local"],
     );
     lookup_until(
         &c,
         &["-type=srv", "_http._tcp.web.default.svc.cluster.local."],
-        &["80 web-0.web.default.svc.cluster.local".to_string()],
+        &["80 web-0.web.default.svc.cluster.local"],
     );
     // PTR for a service IP and an endpoint IP.
-    lookup_until(
-        &c,
-        &[&front_ip],
-        &["front.default.svc.cluster.local".to_string()],
-    );
-    lookup_until(
-        &c,
-        &[&web0],
-        &["web-0.web.default.svc.cluster.local".to_string()],
-    );
+    lookup_until(&c, &[&front_ip], &["front.default.svc.cluster.local"]);
+    lookup_until(&c, &[&web0], &["web-0.web.default.svc.cluster.local"]);
     // ExternalName: the CNAME.
     lookup_until(
         &c,
         &["-type=cname", "ext.default.svc.cluster.local."],
-        &["upstream.test".to_string()],
+        &["upstream.test"],
     );
     // Pod A name.
     let dashed = web0.replace('.', "-");
     lookup_until(
         &c,
         &[&format!("{dashed}.default.pod.cluster.local.")],
-        &[web0.clone()],
+        &[web0.as_str()],
     );
     // NXDOMAIN for an unknown service.
+    lookup_until(&c, &["nope.default.svc.cluster.local."], &["NXDOMAIN"]);
+    // Outside names go to the (fake) upstream, then come from the cache.
     lookup_until(
         &c,
-        &["nope.default.svc.cluster.local."],
-        &["NXDOMAIN".to_string()],
+        &[UPSTREAM_NAME],
+        &[UPSTREAM_ANSWER.to_string().as_str()],
     );
-    // Outside names go to the (fake) upstream, then come from the cache.
-    lookup_until(&c, &[UPSTREAM_NAME], &[UPSTREAM_ANSWER.to_string()]);
     let asked = upstream.a_queries.load(Ordering::SeqCst);
-    lookup_until(&c, &[UPSTREAM_NAME], &[UPSTREAM_ANSWER.to_string()]);
+    lookup_until(
+        &c,
+        &[UPSTREAM_NAME],
+        &[UPSTREAM_ANSWER.to_string().as_str()],
+    );
     assert_eq!(
         upstream.a_queries.load(Ordering::SeqCst),
         asked,

@@ -215,10 +215,8 @@ fn service(
                 return Reply::nxdomain(domain);
             }
         }
-        (Kind::Headless, _) => {
-            if index.endpoints(&k, service).next().is_none() {
-                return Reply::nxdomain(domain);
-            }
+        (Kind::Headless, _) if index.endpoints(&k, service).next().is_none() => {
+            return Reply::nxdomain(domain);
         }
         _ => {}
     }

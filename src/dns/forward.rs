@@ -19,9 +19,13 @@ const MAX_TTL: u32 = 30;
 const NEGATIVE_TTL: u32 = 5;
 const SYSTEMD_RESOLV: &str = "/run/systemd/resolve/resolv.conf";
 
+/// (lower-case name, type, class).
+type Key = (String, u16, u16);
+
 pub(crate) struct Forwarder {
     upstreams: Vec<SocketAddr>,
-    cache: Mutex<HashMap<(String, u16, u16), (Vec<u8>, Instant)>>,
+    /// Answers as sent by the upstream, until they expire.
+    cache: Mutex<HashMap<Key, (Vec<u8>, Instant)>>,
 }
 
 /// The nameservers a resolv.conf lists. Loopback stubs of the system
@@ -94,13 +98,13 @@ impl Forwarder {
         servfail(query)
     }
 
-    fn cached(&self, key: &(String, u16, u16)) -> Option<Vec<u8>> {
+    fn cached(&self, key: &Key) -> Option<Vec<u8>> {
         let cache = self.cache.lock().ok()?;
         let (bytes, until) = cache.get(key)?;
         (Instant::now() < *until).then(|| bytes.clone())
     }
 
-    fn store(&self, key: (String, u16, u16), answer: &[u8], msg: &Message) {
+    fn store(&self, key: Key, answer: &[u8], msg: &Message) {
         if msg.truncated() {
             return;
         }
