@@ -15,7 +15,8 @@ const NS: &str = "default";
 
 #[test]
 fn services_reach_their_backends() {
-    let c = Cluster::start();
+    // Pods reach the API server at its advertised (non-loopback) address.
+    let c = Cluster::start_with(&["--bind-address", "0.0.0.0"]);
     run_scenarios(vec![
         (
             "kubernetes_service_by_name",

@@ -228,6 +228,13 @@ impl Cluster {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // A test may bind the API elsewhere (pods reach it only through a
+        // non-loopback address).
+        if extra.contains(&"--bind-address") {
+            if let Some(i) = args.iter().position(|a| a == "--bind-address") {
+                args.drain(i..i + 2);
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut server = Proc::spawn(
