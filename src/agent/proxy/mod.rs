@@ -290,6 +290,8 @@ fn follow_all<C: Client + Clone>(
 struct Syncer {
     cfg: rules::Config,
     written: BTreeMap<&'static str, BTreeSet<String>>,
+    /// Every chain's rules as last written.
+    contents: rules::Contents,
     udp: BTreeMap<String, BTreeSet<String>>,
     /// Re-read the kernel's chains and re-check jumps before writing.
     full: bool,
@@ -300,6 +302,7 @@ impl Syncer {
         Syncer {
             cfg,
             written: BTreeMap::new(),
+            contents: rules::Contents::new(),
             udp: BTreeMap::new(),
             full: true,
         }
@@ -315,7 +318,18 @@ impl Syncer {
             }
         }
         let batch = rules::generate(&self.cfg, state, &self.written);
-        iptables::restore(&batch.text)?;
+        let contents = rules::contents(&batch);
+        if self.full {
+            iptables::restore(&batch.text)?;
+        } else {
+            // Only the chains that changed: the restore's cost follows the
+            // size of the batch.
+            let text = rules::changes(&self.contents, &contents);
+            if !text.is_empty() {
+                iptables::restore(&text)?;
+            }
+        }
+        self.contents = contents;
         self.written = batch.chains;
         if self.full {
             iptables::ensure_jumps(&self.cfg.prefix)?;

@@ -426,3 +426,74 @@ impl Out<'_> {
         }
     }
 }
+
+/// The rules of every chain written, per table: what a partial sync
+/// compares against.
+pub type Contents = BTreeMap<&'static str, BTreeMap<String, String>>;
+
+/// Splits a generated batch into its chains' rules.
+pub fn contents(batch: &Batch) -> Contents {
+    let mut out = Contents::new();
+    for (table, chains) in &batch.chains {
+        let t = out.entry(*table).or_default();
+        for c in chains {
+            t.insert(c.clone(), String::new());
+        }
+    }
+    let mut table = "nat";
+    for line in batch.text.lines() {
+        match line {
+            "*nat" => table = "nat",
+            "*filter" => table = "filter",
+            _ => {
+                let Some(rest) = line.strip_prefix("-A ") else {
+                    continue;
+                };
+                let chain = rest.split(' ').next().unwrap_or("");
+                if let Some(body) = out.get_mut(table).and_then(|t| t.get_mut(chain)) {
+                    body.push_str(line);
+                    body.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A batch rewriting only the chains whose rules changed, adding new ones
+/// and deleting those gone (kube-proxy's partial restore): empty when
+/// nothing changed.
+pub fn changes(prev: &Contents, now: &Contents) -> String {
+    let empty = BTreeMap::new();
+    let mut text = String::new();
+    for table in ["nat", "filter"] {
+        let (p, n) = (
+            prev.get(table).unwrap_or(&empty),
+            now.get(table).unwrap_or(&empty),
+        );
+        let changed: Vec<(&String, &String)> = n
+            .iter()
+            .filter(|(c, body)| p.get(*c) != Some(*body))
+            .collect();
+        let removed: Vec<&String> = p.keys().filter(|c| !n.contains_key(*c)).collect();
+        if changed.is_empty() && removed.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "*{table}");
+        for c in changed
+            .iter()
+            .map(|(c, _)| *c)
+            .chain(removed.iter().copied())
+        {
+            let _ = writeln!(text, ":{c} - [0:0]");
+        }
+        for (_, body) in &changed {
+            text.push_str(body);
+        }
+        for c in &removed {
+            let _ = writeln!(text, "-X {c}");
+        }
+        text.push_str("COMMIT\n");
+    }
+    text
+}

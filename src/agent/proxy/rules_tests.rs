@@ -303,3 +303,26 @@ fn thousand_services_generate_fast() {
     // Debug builds are slow; the benchmark measures the release figure.
     assert!(took < std::time::Duration::from_secs(2), "{took:?}");
 }
+
+#[test]
+fn partial_batch_rewrites_only_changed_chains() {
+    let two = [
+        ("10.42.0.5", true, true, false, "n1"),
+        ("10.42.0.6", true, true, false, "n1"),
+    ];
+    let before = gen(&state(vec![web(json!({}))], vec![slice("web", 8080, &two)]));
+    let one = [("10.42.0.5", true, true, false, "n1")];
+    let after = gen(&state(vec![web(json!({}))], vec![slice("web", 8080, &one)]));
+    let (b, a) = (contents(&before), contents(&after));
+    assert_eq!(changes(&b, &b), "");
+    let text = changes(&b, &a);
+    // The service chain changes, one endpoint chain goes, nothing else.
+    assert!(text.contains("-X NK0a1b2c3d-E-"), "{text}");
+    assert!(!text.contains(":NK0a1b2c3d-SERVICES"), "{text}");
+    assert!(!text.contains("*filter"), "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("DNAT")).count(),
+        0,
+        "{text}"
+    );
+}
