@@ -289,11 +289,12 @@ where
                     open.retain(|s| *s != stream);
                 }
             }
-            Frame::SynReply { stream, fin, .. } | Frame::Headers { stream, fin, .. } => {
-                if fin {
-                    open.retain(|s| *s != stream);
-                }
+            Frame::SynReply {
+                stream, fin: true, ..
             }
+            | Frame::Headers {
+                stream, fin: true, ..
+            } => open.retain(|s| *s != stream),
             Frame::RstStream { stream, .. } => open.retain(|s| *s != stream),
             Frame::SynStream { stream, .. } => {
                 let refuse = Frame::RstStream {
