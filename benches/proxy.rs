@@ -16,7 +16,6 @@
 //! it works. Needs root and iptables (fails loudly otherwise).
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
 #[path = "../src/agent/proxy/iptables.rs"]
