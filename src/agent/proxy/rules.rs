@@ -421,7 +421,7 @@ impl Out<'_> {
             };
             let _ = writeln!(
                 self.nat,
-                "-A {name} -p {proto}{sticky} -m {proto} -j DNAT --to-destination {ip}:{number}"
+                "-A {name} -p {proto}{sticky} -j DNAT --to-destination {ip}:{number}"
             );
         }
     }
