@@ -330,7 +330,12 @@ impl Server {
             },
             Route::Metrics => Ok(Some(codec::raw(
                 200,
-                format!("{}{}", crate::metrics::render(), translate::render_metrics()).into(),
+                format!(
+                    "{}{}",
+                    crate::metrics::render(),
+                    translate::render_metrics()
+                )
+                .into(),
                 "text/plain; version=0.0.4; charset=utf-8",
             ))),
             Route::OpenApiV3Index => Ok(Some(codec::raw(
