@@ -148,14 +148,18 @@ struct Conflict {
     protocol: String,
 }
 
-/// Port ownership over every served LoadBalancer: the oldest service wins a
-/// (port, protocol); a service losing any of its ports gets none of them.
+/// Port ownership over every served LoadBalancer: the oldest service (then
+/// the one already holding addresses) wins a (port, protocol); a service
+/// losing any of its ports gets none of them.
 fn assign_ports<'a>(all: impl Iterator<Item = &'a Value>) -> HashMap<ObjectKey, Conflict> {
     let mut lbs: Vec<&Value> = all.filter(|s| is_load_balancer(s)).collect();
     lbs.sort_by(|a, b| {
+        // Timestamps have one-second granularity: within the same second
+        // a service already holding addresses keeps them (no flapping).
         let order = |s: &Value| {
             (
                 objects::meta_str(s, "creationTimestamp").to_string(),
+                ingress_ips(s).is_empty(),
                 namespace(s).to_string(),
                 name(s).to_string(),
             )
@@ -381,6 +385,20 @@ mod tests {
         // The loser's other port stays free for a third service.
         let e = lb("e", "2024-01-04T00:00:00Z", json!([{"port": 81}]));
         assert!(assign_ports([&a, &b, &e].into_iter()).len() == 1);
+    }
+
+    #[test]
+    fn within_a_second_the_holder_keeps_its_port() {
+        let at = "2024-01-01T00:00:00Z";
+        let mut web = lb("web", at, json!([{"port": 80}]));
+        web["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}});
+        let clash = lb("clash", at, json!([{"port": 80}]));
+        let losers = assign_ports([&clash, &web].into_iter());
+        assert_eq!(losers.len(), 1, "{losers:?}");
+        assert_eq!(
+            losers[&ObjectKey::new("default", "clash")].holder,
+            "default/web"
+        );
     }
 
     #[test]
