@@ -20,6 +20,8 @@ mod policy;
 mod rbac;
 mod rules;
 mod service;
+
+pub(super) use service::headless_without_selector;
 mod statefulset;
 mod storage;
 

@@ -53,12 +53,7 @@ pub(super) fn defaults(obj: &mut Value) {
         // This is a single-stack IPv4 cluster. Headless services without a
         // selector may carry endpoints of any family, so upstream asks for
         // both there.
-        let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
-        let selectorless = spec
-            .get("selector")
-            .and_then(Value::as_object)
-            .is_none_or(|s| s.is_empty());
-        if headless && selectorless {
+        if headless_without_selector(&*spec) {
             default_str(spec, "ipFamilyPolicy", "RequireDualStack");
             default(spec, "ipFamilies", json!(["IPv4", "IPv6"]));
         } else {
@@ -66,6 +61,17 @@ pub(super) fn defaults(obj: &mut Value) {
             default(spec, "ipFamilies", json!(["IPv4"]));
         }
     }
+}
+
+/// A headless Service without a selector: its endpoints may be of any
+/// address family, so upstream's single-family rules do not apply.
+pub(in crate::api) fn headless_without_selector(spec: &serde_json::Map<String, Value>) -> bool {
+    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
+    let selectorless = spec
+        .get("selector")
+        .and_then(Value::as_object)
+        .is_none_or(|s| s.is_empty());
+    headless && selectorless
 }
 
 pub(super) fn prepare_create(obj: &mut Value) {

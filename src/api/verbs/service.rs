@@ -432,12 +432,7 @@ fn family_causes(obj: &Value) -> Vec<FieldCause> {
     let Some(spec) = spec(obj) else {
         return Vec::new();
     };
-    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
-    let selectorless = spec
-        .get("selector")
-        .and_then(Value::as_object)
-        .is_none_or(|s| s.is_empty());
-    if headless && selectorless {
+    if crate::api::kinds::headless_without_selector(spec) {
         return Vec::new();
     }
     let mut out = Vec::new();
