@@ -7,7 +7,14 @@
 //! same server as a reference (what the datastore alone sustains).
 //! `NANOKUBE_BENCH_SCALE=0.1` shrinks the counts. Under `cargo test
 //! --all-targets` (no `--bench`) a smoke run at scale 0.02 checks it works.
+//!
+//! Then authorization's cost (`authz.rs`): the p50 latency of creates and
+//! gets on a server with `--authorization-mode AlwaysAllow` against one with
+//! the default `Node,RBAC`, as the admin and as a user bound to `edit`
+//! (target ratio ≤ 1.05). `-- --authz-only` runs just that part.
 
+#[path = "api/authz.rs"]
+mod authz;
 #[path = "../tests/common/mod.rs"]
 mod common;
 #[path = "support/mod.rs"]
@@ -126,7 +133,14 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(n, watches));
+    if !std::env::args().any(|a| a == "--authz-only") {
+        rt.block_on(run(n, watches));
+    }
+    rt.block_on(authz::overhead(if smoke {
+        20
+    } else {
+        (1000.0 * scale) as usize
+    }));
 }
 
 async fn run(n: usize, watches: usize) {

@@ -39,6 +39,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start; boxing the server's flags would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane (datastore, etcd API) on this machine
@@ -49,6 +51,17 @@ pub enum Command {
     Datastore(DatastoreArgs),
     /// Import or list container images on this node (air-gap images)
     Images(ImagesArgs),
+    /// Show or rotate the key that encrypts Secrets in the datastore
+    SecretsEncrypt(SecretsEncryptArgs),
+    /// Manage bootstrap tokens for joining nodes, or rotate the server token
+    Token(TokenArgs),
+    /// Check this machine for what nanokube needs: kernel, cgroups, binaries, sysctls
+    CheckConfig(crate::ops::CheckConfigArgs),
+    /// Run kubectl from PATH with the admin kubeconfig
+    #[command(disable_help_flag = true)]
+    Kubectl(crate::ops::KubectlArgs),
+    /// Rotate or check the cluster's certificates
+    Certificate(crate::certificates::CertificateArgs),
     /// Print the version
     Version,
 }
@@ -145,6 +158,10 @@ pub struct NodeArgs {
     /// Disk usage percent image garbage collection frees down to
     #[arg(long, env = "NANOKUBE_IMAGE_GC_LOW_THRESHOLD", default_value_t = 80)]
     pub image_gc_low_threshold: u8,
+    /// Hard eviction thresholds, e.g. memory.available<100Mi,nodefs.available<10%
+    /// (replaces the defaults: signals left out have none)
+    #[arg(long, env = "NANOKUBE_EVICTION_HARD")]
+    pub eviction_hard: Option<String>,
     /// Node label to register with, key=value (repeatable)
     #[arg(
         long = "node-label",
@@ -166,8 +183,23 @@ pub struct NodeArgs {
     #[arg(long, env = "NANOKUBE_LEAVE_PODS_RUNNING")]
     pub leave_pods_running: bool,
     /// How the service proxy programs the node
-    #[arg(long, env = "NANOKUBE_PROXY_MODE", value_enum, default_value_t = ProxyMode::Iptables)]
+    #[arg(long, env = "NANOKUBE_PROXY_MODE", value_enum, default_value_t = ProxyMode::Nftables)]
     pub proxy_mode: ProxyMode,
+    /// Interface whose address carries pod traffic to other nodes (default: the node IP's)
+    #[arg(long, env = "NANOKUBE_FLANNEL_IFACE")]
+    pub flannel_iface: Option<String>,
+}
+
+/// The pod network between nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlannelBackend {
+    /// VXLAN overlay (VNI 1, UDP 8472), flannel-compatible
+    Vxlan,
+    /// Routes to other nodes' pod networks through their addresses (nodes on one L2 network)
+    #[value(name = "host-gw")]
+    HostGw,
+    /// No pod network between nodes and no CNI configuration: bring your own CNI
+    None,
 }
 
 /// The service proxy's backend.
@@ -251,6 +283,15 @@ pub struct ServerArgs {
     /// Join token (default: created on first start, kept in <data-dir>/server/token)
     #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the join token
+    #[arg(long, env = "NANOKUBE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Token agents join with (may not join as servers); kept in <data-dir>/server/agent-token
+    #[arg(long, env = "NANOKUBE_AGENT_TOKEN", hide_env_values = true)]
+    pub agent_token: Option<String>,
+    /// File holding the agent token
+    #[arg(long, env = "NANOKUBE_AGENT_TOKEN_FILE")]
+    pub agent_token_file: Option<PathBuf>,
     /// Elect one server to run the controllers and the scheduler (for several servers sharing one datastore)
     #[arg(long, env = "NANOKUBE_LEADER_ELECT")]
     pub leader_elect: bool,
@@ -274,8 +315,43 @@ pub struct ServerArgs {
         default_value_t = 300
     )]
     pub default_unreachable_toleration_seconds: i64,
+    /// How pod networks of different nodes reach each other; agents follow the server (k3s's flag name)
+    #[arg(long, env = "NANOKUBE_FLANNEL_BACKEND", value_enum, default_value_t = FlannelBackend::Vxlan)]
+    pub flannel_backend: FlannelBackend,
+    #[command(flatten)]
+    pub security: SecurityArgs,
+    #[command(flatten)]
+    pub snapshots: crate::snapshots::ScheduleArgs,
     #[command(flatten)]
     pub node: NodeArgs,
+}
+
+/// Authentication, authorization, secrets at rest and audit of the API server.
+#[derive(Debug, Clone, Args)]
+pub struct SecurityArgs {
+    /// Authorizers in order, comma-separated: Node, RBAC, AlwaysAllow
+    #[arg(
+        long,
+        env = "NANOKUBE_AUTHORIZATION_MODE",
+        value_delimiter = ',',
+        default_value = "Node,RBAC"
+    )]
+    pub authorization_mode: Vec<String>,
+    /// Let requests without credentials through as system:anonymous (RBAC then decides); health, version and /cacerts are always served
+    #[arg(long, env = "NANOKUBE_ANONYMOUS_AUTH", default_value_t = false, action = clap::ArgAction::Set)]
+    pub anonymous_auth: bool,
+    /// Static bearer tokens, CSV lines `token,user,uid,"group1,group2"`
+    #[arg(long, env = "NANOKUBE_TOKEN_AUTH_FILE")]
+    pub token_auth_file: Option<PathBuf>,
+    /// Encrypt Secret values in the datastore (AES-GCM, key under <data-dir>/server/cred/)
+    #[arg(long, env = "NANOKUBE_SECRETS_ENCRYPTION")]
+    pub secrets_encryption: bool,
+    /// Write audit events (audit.k8s.io/v1, one JSON per line) to this file; `-` is stdout
+    #[arg(long, env = "NANOKUBE_AUDIT_LOG_PATH")]
+    pub audit_log_path: Option<PathBuf>,
+    /// Audit level for every request: None, Metadata, Request or RequestResponse
+    #[arg(long, env = "NANOKUBE_AUDIT_LEVEL", default_value = "Metadata")]
+    pub audit_level: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -285,9 +361,12 @@ pub struct AgentArgs {
     /// URL of a server to join, e.g. https://10.0.0.1:6443
     #[arg(long, short = 's', env = "NANOKUBE_URL")]
     pub server: Option<String>,
-    /// Join token
+    /// Join token (needed only for the first join; the node then keeps its own credentials)
     #[arg(long, short = 't', env = "NANOKUBE_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the join token
+    #[arg(long, env = "NANOKUBE_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
     #[command(flatten)]
     pub node: NodeArgs,
     /// Cluster DNS domain
@@ -334,6 +413,77 @@ pub enum ImagesCommand {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct SecretsEncryptArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Kubeconfig of a cluster admin (default: the server's admin kubeconfig)
+    #[arg(long, env = "KUBECONFIG", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: SecretsEncryptCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum SecretsEncryptCommand {
+    /// Print whether encryption is on, the active key and how many Secrets each key holds
+    Status,
+    /// Make a new key the active one and re-encrypt every Secret with it
+    Rotate,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Kubeconfig of a cluster admin (default: the server's admin kubeconfig)
+    #[arg(long, env = "KUBECONFIG", global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Create a bootstrap token ([a-z0-9]{6}.[a-z0-9]{16}) and print the join token
+    Create {
+        /// The token to create (default: a random one)
+        token: Option<String>,
+        /// Lifetime, e.g. 24h, 30m, 0 for never (default 24h)
+        #[arg(long, default_value = "24h")]
+        ttl: String,
+        /// Comma-separated usages: authentication, signing
+        #[arg(long, value_delimiter = ',', default_value = "signing,authentication")]
+        usages: Vec<String>,
+        /// Extra groups the token authenticates as (system:bootstrappers:...)
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+        /// Human-readable description
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List bootstrap tokens
+    List {
+        /// Output format: text, json or yaml
+        #[arg(long, short = 'o', default_value = "text")]
+        output: String,
+    },
+    /// Delete bootstrap tokens by id or whole token
+    Delete {
+        #[arg(required = true)]
+        tokens: Vec<String>,
+    },
+    /// Replace the server token (nodes already joined keep their credentials)
+    Rotate {
+        /// The current server token (default: read from <data-dir>/server/token)
+        #[arg(long, short = 't')]
+        token: Option<String>,
+        /// The new token (default: a random one)
+        #[arg(long)]
+        new_token: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct DatastoreArgs {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -346,6 +496,14 @@ pub struct DatastoreArgs {
     pub listen_address: SocketAddr,
     #[command(flatten)]
     pub compaction: CompactionArgs,
+    #[command(subcommand)]
+    pub command: Option<DatastoreCommand>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum DatastoreCommand {
+    /// Save, list, restore or prune datastore snapshots
+    Snapshot(crate::snapshots::SnapshotArgs),
 }
 
 impl Command {
@@ -355,6 +513,11 @@ impl Command {
             Command::Agent(_) => "agent",
             Command::Datastore(_) => "datastore",
             Command::Images(_) => "images",
+            Command::SecretsEncrypt(_) => "secrets-encrypt",
+            Command::Token(_) => "token",
+            Command::CheckConfig(_) => "check-config",
+            Command::Kubectl(_) => "kubectl",
+            Command::Certificate(_) => "certificate",
             Command::Version => "version",
         }
     }
@@ -365,7 +528,10 @@ impl Command {
             Command::Agent(a) => Some(&a.common),
             Command::Datastore(a) => Some(&a.common),
             Command::Images(a) => Some(&a.common),
-            Command::Version => None,
+            Command::SecretsEncrypt(a) => Some(&a.common),
+            Command::Token(a) => Some(&a.common),
+            Command::Certificate(a) => Some(&a.common),
+            Command::CheckConfig(_) | Command::Kubectl(_) | Command::Version => None,
         }
     }
 }
@@ -433,6 +599,11 @@ fn file_args(path: &Path, text: &str, command: &str) -> Result<Vec<String>, Erro
             .get_arguments()
             .find(|a| a.get_long() == Some(key.as_str()))
         else {
+            // The file is the server's or the agent's (as k3s's): the other
+            // commands read what they share with it and skip the rest.
+            if !matches!(command, "server" | "agent") {
+                continue;
+            }
             return Err(Error::UnknownKey {
                 path: path.to_path_buf(),
                 key,
@@ -508,12 +679,29 @@ mod tests {
         std::fs::write(&path, "no-such-flag: 1\n").unwrap();
         let err = load(args(&[
             "nanokube",
-            "datastore",
+            "server",
             "--config",
             path.to_str().unwrap(),
         ]))
         .unwrap_err();
         assert!(err.to_string().contains("no-such-flag"), "{err}");
+        // Other commands share the server's file and skip what is not theirs.
+        std::fs::write(
+            &path,
+            "tls-san: a.example\nlisten-address: 127.0.0.1:3000\n",
+        )
+        .unwrap();
+        let cli = load(args(&[
+            "nanokube",
+            "datastore",
+            "--config",
+            path.to_str().unwrap(),
+        ]))
+        .unwrap();
+        let Command::Datastore(d) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!(d.listen_address.port(), 3000);
     }
 
     #[test]

@@ -3,15 +3,21 @@
 mod agent;
 mod api;
 mod apiserver;
+mod certificates;
 mod client;
 mod config;
 mod controllers;
 mod datastore;
 mod dns;
+mod encryption;
 mod etcd;
+mod manifests;
 mod metrics;
+mod ops;
 mod pki;
 mod scheduler;
+mod snapshots;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -47,6 +53,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             init_logging(&args.common);
             runtime()?.block_on(server(args))
         }
+        Command::Datastore(config::DatastoreArgs {
+            common,
+            command: Some(config::DatastoreCommand::Snapshot(args)),
+            ..
+        }) => {
+            runtime()?.block_on(snapshots::command(args, &common))?;
+            Ok(())
+        }
         Command::Datastore(args) => {
             init_logging(&args.common);
             runtime()?.block_on(datastore_only(args))
@@ -58,6 +72,20 @@ fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Images(args) => {
             runtime()?.block_on(agent::images(args))?;
+            Ok(())
+        }
+        Command::SecretsEncrypt(args) => {
+            runtime()?.block_on(encryption::command(args))?;
+            Ok(())
+        }
+        Command::Token(args) => {
+            runtime()?.block_on(tokens::command(args))?;
+            Ok(())
+        }
+        Command::CheckConfig(args) => Ok(ops::check_config(args)?),
+        Command::Kubectl(args) => std::process::exit(ops::kubectl(args)?),
+        Command::Certificate(args) => {
+            runtime()?.block_on(certificates::command(args))?;
             Ok(())
         }
     }
@@ -177,30 +205,49 @@ fn ensure_pki(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<pki:
     Ok(pki)
 }
 
-/// Creates or reuses the join token (never logged: only its path is).
+/// A token given on the command line, else in its file.
+fn given_token(text: &Option<String>, file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    Ok(match (text.as_deref().map(str::trim), file) {
+        (Some(t), _) if !t.is_empty() => Some(t.to_string()),
+        (_, Some(path)) => Some(pki::read_token_file(path)?),
+        _ => None,
+    })
+}
+
+/// Creates or reuses the server and agent tokens (never logged: only
+/// their paths are).
 fn join_setup(
     args: &config::ServerArgs,
     server_dir: &Path,
     pki: &pki::Pki,
 ) -> anyhow::Result<apiserver::Join> {
-    let token = pki::ensure_server_token(server_dir, &pki.server_ca_cert(), args.token.as_deref())?;
-    tracing::info!(path = %token.path.display(), "join token ready");
     let ca = pki.server_ca_cert();
+    let given = given_token(&args.token, &args.token_file)?;
+    let token = pki::ensure_server_token(server_dir, &ca, given.as_deref())?;
+    let given_agent = given_token(&args.agent_token, &args.agent_token_file)?;
+    let agent = pki::ensure_agent_token(server_dir, &ca, given_agent.as_deref(), &token.secret)?;
+    tracing::info!(path = %token.path.display(), agent_token = agent.is_some(), "join token ready");
     let ca_pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
-    Ok(apiserver::Join {
-        secret: Some(token.secret),
-        ca_pem: Some(ca_pem.into()),
-    })
+    Ok(apiserver::Join::new(
+        token.secret,
+        agent,
+        ca_pem.into(),
+        server_dir.to_path_buf(),
+    ))
+}
+
+/// The name of the server's own node.
+fn local_node_name(args: &config::ServerArgs) -> String {
+    args.node
+        .node_name
+        .clone()
+        .unwrap_or_else(hostname)
+        .to_ascii_lowercase()
 }
 
 /// The server's own node: its name, flags and kubelet TLS.
 fn local_node(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<agent::LocalNode> {
-    let name = args
-        .node
-        .node_name
-        .clone()
-        .unwrap_or_else(hostname)
-        .to_ascii_lowercase();
+    let name = local_node_name(args);
     let mut ips: Vec<std::net::IpAddr> = args.node.node_ip.into_iter().collect();
     ips.extend(pki::local_addresses());
     let tls = pki::kubelet_serving_tls(&pki::tls_dir(data_dir), &name, &ips)
@@ -214,6 +261,7 @@ fn local_node(args: &config::ServerArgs, data_dir: &Path) -> anyhow::Result<agen
         cluster_cidr: args.cluster_cidr.clone(),
         service_cidr: args.service_cidr.clone(),
         dns: args.dns_enabled(),
+        flannel_backend: args.flannel_backend,
     })
 }
 
@@ -264,9 +312,19 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
     let https = TcpListener::bind(https_addr)
         .await
         .with_context(|| format!("listening on {https_addr}"))?;
-    let api = api::Api::open(store.clone(), network)
+    let encryption =
+        encryption::Encryption::load(&server_dir, args.security.secrets_encryption, store.clone())?;
+    let api = api::Api::open_with(store.clone(), network, Some(encryption))
         .await
         .context("starting the api layer")?;
+    let modes = args
+        .security
+        .authorization_mode
+        .iter()
+        .map(|m| api::authz::Mode::parse(m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(anyhow::Error::msg)?;
+    api.set_authorization_modes(modes);
     let advertise = advertise_address(&args);
     api.bootstrap_with_dns(
         advertise,
@@ -296,16 +354,53 @@ async fn server(args: config::ServerArgs) -> anyhow::Result<()> {
             ..Default::default()
         },
     );
+    manifests::start(api.clone(), &args).await;
+    snapshots::start(&args.snapshots, &data_dir, store.clone());
+    certificates::spawn_renewal(pki.clone(), data_dir.clone());
     let join = join_setup(&args, &server_dir, &pki)?;
     let kubelet_client = pki
         .kubelet_client_config()
         .context("issuing the api server's kubelet client certificate")?;
-    let apiserver = apiserver::Server::with_kubelet_client(
+    let authn = apiserver::authn::Authn {
+        join,
+        tokens: match &args.security.token_auth_file {
+            Some(path) => {
+                let tokens = apiserver::authn::TokenFile::load(path)?;
+                tracing::info!(path = %path.display(), tokens = tokens.len(), "static tokens loaded");
+                tokens
+            }
+            None => Default::default(),
+        },
+        anonymous: args.security.anonymous_auth,
+    };
+    let audit = match &args.security.audit_log_path {
+        Some(path) => apiserver::audit::Audit::open(path, &args.security.audit_level).await?,
+        None => Default::default(),
+    };
+    let apiserver = apiserver::Server::build(
         api.clone(),
         format!("{advertise}:{}", args.https_listen_port),
-        join,
+        authn,
+        audit,
         Some(kubelet_client),
     );
+    // Joining agents get their certificates and these settings from us.
+    apiserver.set_node_issuer(apiserver::NodeIssuer {
+        pki: pki.clone(),
+        cluster: agent::credentials::ClusterInfo {
+            cluster_cidr: args.cluster_cidr.clone(),
+            service_cidr: args.service_cidr.clone(),
+            cluster_dns: args.dns_enabled().then_some(args.node.cluster_dns),
+            cluster_domain: args.cluster_domain.clone(),
+            flannel_backend: clap::ValueEnum::to_possible_value(&args.flannel_backend)
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default(),
+        },
+        reserved: match args.disable_agent {
+            true => Vec::new(),
+            false => vec![local_node_name(&args)],
+        },
+    });
 
     let sock = server_dir.join("etcd.sock");
     // A socket left by a previous run would make bind fail.

@@ -1,7 +1,10 @@
 //! Joining a server as k3s agents do: download the CA from `/cacerts`
 //! over TLS that is not yet verified, compare its SHA-256 with the hash in
 //! the join token, and only then open the API client, which verifies the
-//! server against that CA and authenticates with the token.
+//! server against that CA and authenticates with the token: a bootstrap
+//! token (`K10<hash>::<id>.<secret>`) as `<id>.<secret>`, which the server
+//! checks against its `bootstrap-token-<id>` Secret, any other as
+//! `node:<secret>`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +19,7 @@ use tokio_rustls::TlsConnector;
 
 use super::Error;
 use crate::client::{Client, Remote, RemoteConfig, ResourceId};
-use crate::pki::{ca_hash, JoinToken};
+use crate::pki::{ca_hash, BootstrapToken, JoinToken};
 
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A CA bundle is a few KiB; anything this large is not one.
@@ -52,21 +55,31 @@ pub async fn connect(server: &str, token: &str) -> Result<Remote, Error> {
         ca_pem,
         client_cert_pem: None,
         client_key_pem: None,
-        // k3s agents present `node:<secret>`.
-        token: Some(format!("node:{}", token.secret)),
+        token: Some(bearer(&token.secret)),
     })?;
-    // One cheap authenticated read tells a wrong secret apart at once.
+    // One cheap authenticated read tells a wrong secret apart at once; a
+    // bootstrap token may not read it (403), yet it did authenticate.
     let namespaces = ResourceId::new("", "v1", "namespaces");
     match client.get(&namespaces, None, "kube-node-lease").await {
         Ok(_) => Ok(client),
         Err(e) if e.code() == Some(401) => Err(Error::Unauthorized),
+        Err(e) if e.code() == Some(403) => Ok(client),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What the agent presents: a bootstrap token as itself, any other secret
+/// as `node:<secret>`, as k3s agents do.
+fn bearer(secret: &str) -> String {
+    match BootstrapToken::parse(secret) {
+        Some(t) => t.text(),
+        None => format!("node:{secret}"),
     }
 }
 
 /// `GET <server>/cacerts` over TLS accepting any server certificate: what
 /// comes back is checked against the token's hash before it is used.
-async fn fetch_cacerts(server: &str) -> Result<Vec<u8>, Error> {
+pub(super) async fn fetch_cacerts(server: &str) -> Result<Vec<u8>, Error> {
     let url = format!("{server}/cacerts");
     let fail = |message: String| Error::CaFetch {
         url: url.clone(),
@@ -133,4 +146,21 @@ async fn fetch_cacerts(server: &str) -> Result<Vec<u8>, Error> {
     tokio::time::timeout(FETCH_TIMEOUT, exchange)
         .await
         .map_err(|_| fail(format!("no answer within {}s", FETCH_TIMEOUT.as_secs())))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bootstrap_tokens_are_presented_as_themselves() {
+        let join = JoinToken::parse(&format!("K10{}::abcdef.0123456789abcdef", "ab".repeat(32)));
+        assert_eq!(bearer(&join.unwrap().secret), "abcdef.0123456789abcdef");
+        let server = JoinToken::parse(&format!("K10{}::server:s3cret", "ab".repeat(32)));
+        assert_eq!(bearer(&server.unwrap().secret), "node:s3cret");
+        assert_eq!(
+            bearer("abcdef.0123456789ABCDEF"),
+            "node:abcdef.0123456789ABCDEF"
+        );
+    }
 }

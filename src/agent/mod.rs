@@ -1,19 +1,26 @@
 //! The node agent. `nanokube server` runs the kubelet (`kubelet/`) for its
-//! own machine in process; `nanokube agent --hollow` registers fake nodes
-//! that "run" pods without containers (like kubemark's hollow kubelets) for
-//! tests and scale benchmarks. Joining other machines comes with
-//! multi-node support.
+//! own machine in process; `nanokube agent --server URL --token T` joins
+//! another machine as a node (`joined.rs`); both run the node the same way
+//! (`node.rs`). `nanokube agent --hollow` registers fake nodes that "run"
+//! pods without containers (like kubemark's hollow kubelets) for tests and
+//! scale benchmarks.
 //!
 //! Joining follows k3s: fetch the server CA from `/cacerts` without
 //! trusting it, check its SHA-256 against the hash in the join token, then
 //! talk to the API over TLS verified by that CA, with the token as bearer.
 
+pub mod credentials;
 mod cri;
 mod hollow;
 mod join;
+mod joined;
 mod kubelet;
+mod network;
+mod node;
 mod proxy;
+mod renewing;
 mod runtime;
+mod serving;
 
 use std::future::Future;
 
@@ -22,12 +29,20 @@ use crate::config::AgentArgs;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("joining another machine as a node is not available yet (it comes with multi-node support): `nanokube server` runs the node agent for its own machine, and `nanokube agent --hollow` registers fake nodes for tests and benchmarks")]
-    NotBuilt,
-    #[error("--server is required with --hollow: the URL of the server to join, e.g. --server https://10.0.0.1:6443")]
+    #[error(
+        "--server is required: the URL of the server to join, e.g. --server https://10.0.0.1:6443"
+    )]
     MissingServer,
     #[error("--token is required: the join token from the server's <data-dir>/server/token")]
     MissingToken,
+    #[error("reading the join token from {path}: {message}")]
+    TokenFile { path: String, message: String },
+    #[error("node credentials: {0}")]
+    Credentials(#[from] credentials::Error),
+    #[error("creating {path}: {message}")]
+    DataDir { path: String, message: String },
+    #[error("the kubelet port's tls: {0}")]
+    Tls(String),
     #[error("invalid join token: {0}")]
     Token(#[from] crate::pki::Error),
     #[error("invalid server URL {0:?}: expected https://host:port")]
@@ -72,6 +87,8 @@ pub struct LocalNode {
     pub service_cidr: String,
     /// Runs the in-process cluster DNS at `node.cluster_dns`.
     pub dns: bool,
+    /// The pod network between nodes (`--flannel-backend`).
+    pub flannel_backend: crate::config::FlannelBackend,
 }
 
 /// Runs the node agent inside the server process, with the in-process
@@ -81,60 +98,28 @@ pub async fn run_local(
     node: LocalNode,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let instance = runtime::instance_id(&node.data_dir.join("agent"));
-    // Proxy and DNS serve beside the kubelet; a failure of either is
-    // logged when it happens and does not stop the pods.
-    let proxy_settings = proxy::Settings {
-        node_name: node.node_name.clone(),
-        node_ip: node.node.node_ip,
-        cluster_cidr: node.cluster_cidr.clone(),
-        service_cidr: node.service_cidr.clone(),
-        cluster_dns: node.dns.then_some(node.node.cluster_dns),
-        mode: node.node.proxy_mode,
-        instance: instance.clone(),
-    };
-    let proxy = proxy::run(client.clone(), proxy_settings, shutdown.clone());
-    let proxy = tokio::spawn(async move {
-        if let Err(e) = proxy.await {
-            tracing::error!(error = %e, "service proxy stopped");
-        }
-    });
-    let dns = node.dns.then(|| {
-        let settings = crate::dns::Settings {
-            address: node.node.cluster_dns,
-            cluster_domain: node.cluster_domain.clone(),
-            instance: instance.clone(),
-            resolv_conf: node.node.resolv_conf.clone(),
-        };
-        let dns = crate::dns::run(client.clone(), settings, shutdown.clone());
-        tokio::spawn(async move {
-            if let Err(e) = dns.await {
-                tracing::error!(error = %e, "cluster dns stopped");
-            }
-        })
-    });
-    let settings = kubelet::Settings {
+    let plan = node::NodePlan {
         data_dir: node.data_dir,
+        cluster_dns: node.dns.then_some(node.node.cluster_dns),
         node: node.node,
         node_name: node.node_name,
-        cluster_domain: node.cluster_domain,
         server_role: true,
         tls: node.tls,
+        cluster_cidr: node.cluster_cidr,
+        service_cidr: node.service_cidr,
+        cluster_domain: node.cluster_domain,
+        flannel_backend: node.flannel_backend,
     };
-    let kubelet = kubelet::run(client, settings, shutdown).await;
-    let _ = proxy.await;
-    if let Some(dns) = dns {
-        let _ = dns.await;
-    }
-    kubelet?;
-    Ok(())
+    node::run(client.clone(), client, plan, shutdown).await
 }
 
 /// Runs the agent until `shutdown` completes.
-pub async fn run(args: AgentArgs, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+pub async fn run(
+    args: AgentArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
     if !args.hollow {
-        return Err(Error::NotBuilt);
+        return joined::run(args, shutdown).await;
     }
     let server = args.server.clone().ok_or(Error::MissingServer)?;
     let token = args.token.clone().ok_or(Error::MissingToken)?;

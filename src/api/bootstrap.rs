@@ -1,6 +1,6 @@
 //! What a fresh cluster has before anyone asks: the system namespaces,
-//! the `kubernetes` service with endpoints pointing at this server, and the
-//! `kube-dns` service at the cluster DNS address when DNS is served.
+//! the `kubernetes` service with endpoints pointing at this server. (The
+//! `kube-dns` service is an embedded manifest: `src/manifests`.)
 
 use std::net::IpAddr;
 
@@ -10,6 +10,19 @@ use crate::api::error::ApiError;
 use crate::api::{Api, WriteOptions};
 
 const NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+const SYSTEM_PRIORITY_CLASSES: &[(&str, i64, &str)] = &[
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
+];
 
 impl Api {
     fn resource(
@@ -30,8 +43,10 @@ impl Api {
         self.bootstrap_with_dns(advertise, port, None).await
     }
 
-    /// [`Api::bootstrap`], plus the `kube-dns` Service when `dns` (the
-    /// cluster DNS address) is given: the in-process DNS runs.
+    /// [`Api::bootstrap`], checking first that `dns` (the cluster DNS
+    /// address, when the in-process DNS runs) can be a service address:
+    /// the embedded `coredns.yaml` manifest puts the `kube-dns` Service
+    /// there.
     pub async fn bootstrap_with_dns(
         &self,
         advertise: IpAddr,
@@ -41,11 +56,23 @@ impl Api {
         if let Some(ip) = dns {
             self.check_dns_address(ip)?;
         }
+        self.bootstrap_rbac().await?;
         let opts = WriteOptions::default();
         let namespaces = self.resource("", "namespaces")?;
         for ns in NAMESPACES {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             ignore_exists(self.create(namespaces, None, obj, &opts).await)?;
+        }
+        // Upstream's two system classes exist as objects, as `kubectl get
+        // priorityclass` shows on any cluster.
+        let classes = self.resource("scheduling.k8s.io", "priorityclasses")?;
+        for (name, value, description) in SYSTEM_PRIORITY_CLASSES {
+            let obj = json!({
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                "metadata": {"name": name}, "value": value,
+                "description": description, "preemptionPolicy": "PreemptLowerPriority"
+            });
+            ignore_exists(self.create(classes, None, obj, &opts).await)?;
         }
         let services = self.resource("", "services")?;
         let ip = self.services.network().nth(1).to_string();
@@ -79,12 +106,6 @@ impl Api {
         });
         self.create_or_replace(slices, "default", "kubernetes", slice)
             .await?;
-        if let Some(ip) = dns {
-            ignore_exists(
-                self.create(services, Some("kube-system"), kube_dns(ip), &opts)
-                    .await,
-            )?;
-        }
         Ok(())
     }
 
@@ -117,21 +138,6 @@ impl Api {
             other => other.map(|_| ()),
         }
     }
-}
-
-/// The Service CoreDNS's manifests create (labels so `kubectl cluster-info`
-/// lists it), without a selector: the DNS answers in process on every node.
-fn kube_dns(ip: IpAddr) -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "kube-dns", "namespace": "kube-system",
-                     "labels": {"k8s-app": "kube-dns",
-                                "kubernetes.io/cluster-service": "true",
-                                "kubernetes.io/name": "CoreDNS"}},
-        "spec": {"type": "ClusterIP", "clusterIP": ip.to_string(),
-                 "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                           {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
-    })
 }
 
 fn ignore_exists(r: Result<Value, ApiError>) -> Result<(), ApiError> {

@@ -4,6 +4,7 @@
 //! (`crate::client`) both call [`Api`].
 
 mod admission;
+pub mod authz;
 mod bootstrap;
 mod convert;
 mod error;
@@ -16,6 +17,7 @@ mod verbs;
 pub mod openapi;
 pub mod patch;
 pub mod quantity;
+pub mod quota;
 pub mod registry;
 pub mod selector;
 pub mod table;
@@ -23,11 +25,12 @@ pub mod validation;
 
 use std::sync::Arc;
 
+pub use authz::UserInfo;
 pub use error::{ApiError, MAX_BODY_BYTES};
 pub use meta::name as meta_name;
 pub use options::{
-    DeleteOptions, FieldValidation, ListOptions, ListResult, WatchEvent, WatchOptions, WatchStream,
-    WriteOptions,
+    AuditAnnotations, DeleteOptions, FieldValidation, ListOptions, ListResult, WatchEvent,
+    WatchOptions, WatchStream, WriteOptions,
 };
 pub use registry::{Registry, Resource};
 pub use store::Db;
@@ -41,17 +44,32 @@ pub struct Api {
     /// The lease events are attached to, shared for a minute (upstream's
     /// lease reuse), so events expire an hour after they were written.
     event_lease: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
+    authz: authz::State,
+    /// Secrets at rest (`--secrets-encryption`, `secrets-encrypt` endpoints).
+    encryption: Option<Arc<crate::encryption::Encryption>>,
 }
 
 impl Api {
     /// Opens the API layer over `db`: fills the watch caches and starts
-    /// following the datastore.
+    /// following the datastore. (The server opens with encryption; tests
+    /// use this.)
+    #[allow(dead_code)]
     pub async fn open(db: Arc<Db>, network: ServiceNetwork) -> Result<Arc<Api>, ApiError> {
+        Self::open_with(db, network, None).await
+    }
+
+    /// [`Api::open`] with values passing through `encryption` on their way
+    /// to and from the datastore.
+    pub async fn open_with(
+        db: Arc<Db>,
+        network: ServiceNetwork,
+        encryption: Option<Arc<crate::encryption::Encryption>>,
+    ) -> Result<Arc<Api>, ApiError> {
         let registry = Registry::builtin();
         let mut storages: Vec<&str> = registry.all().iter().map(|r| r.storage).collect();
         storages.sort_unstable();
         storages.dedup();
-        let store = store::Store::open(db, &storages)
+        let store = store::Store::open(db, &storages, encryption.clone())
             .await
             .map_err(ApiError::internal)?;
         let services = verbs::Allocator::new(network);
@@ -60,7 +78,14 @@ impl Api {
             store,
             services,
             event_lease: std::sync::Mutex::new(None),
+            authz: authz::State::default(),
+            encryption,
         }))
+    }
+
+    /// Secrets encryption, when the server was opened with it.
+    pub fn secrets_encryption(&self) -> Option<&Arc<crate::encryption::Encryption>> {
+        self.encryption.as_ref()
     }
 
     pub fn registry(&self) -> &Registry {

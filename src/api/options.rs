@@ -40,7 +40,16 @@ pub struct WriteOptions {
     /// Warnings for the client (HTTP `Warning` headers), e.g. unknown
     /// fields under `fieldValidation=Warn`.
     pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The authenticated user of an HTTPS request; `None` for in-process
+    /// callers, which admission treats as the system.
+    pub user: Option<Arc<crate::api::UserInfo>>,
+    /// Annotations admission adds to the request's audit event
+    /// (e.g. PodSecurity's audit-level violations).
+    pub audit_annotations: AuditAnnotations,
 }
+
+/// Key/value annotations for an audit event, shared with the HTTPS server.
+pub type AuditAnnotations = Arc<std::sync::Mutex<Vec<(String, String)>>>;
 
 #[derive(Debug, Clone, Default)]
 pub struct DeleteOptions {
@@ -50,6 +59,8 @@ pub struct DeleteOptions {
     pub propagation_policy: Option<String>,
     pub precondition_uid: Option<String>,
     pub precondition_resource_version: Option<String>,
+    /// As [`WriteOptions::user`].
+    pub user: Option<Arc<crate::api::UserInfo>>,
 }
 
 #[derive(Debug, Clone, Default)]

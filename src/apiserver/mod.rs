@@ -1,15 +1,21 @@
 //! The HTTPS server of the Kubernetes API: TLS with client certificates,
 //! HTTP/1.1 and HTTP/2, routing to discovery, OpenAPI, health and the
-//! resource handlers over [`crate::api::Api`].
+//! resource handlers over [`crate::api::Api`]. Every request is
+//! authenticated (`authn/`), authorized (`attributes.rs` →
+//! `Api::authorize`) and audited (`audit.rs`) before it is served.
 
-mod auth;
+mod attributes;
+pub mod audit;
+pub mod authn;
 mod codec;
 mod discovery;
 mod health;
+mod node_credentials;
 mod proto;
 mod query;
 mod resource;
 mod route;
+mod secrets_encrypt;
 mod stream;
 mod translate;
 /// Streaming passthrough, shared with the kubelet's server.
@@ -17,6 +23,7 @@ pub mod upgrade;
 mod watch;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,13 +35,17 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::api::authz::{Decision, UserInfo};
 use crate::api::openapi::{OpenApi, ServedKind};
 use crate::api::{Api, ApiError, MAX_BODY_BYTES};
-use crate::pki::{client_identity, ClientIdentity};
+use crate::pki::client_identity;
+use audit::{Audit, Record};
+use authn::{Authn, Outcome};
 use codec::{Body, Output};
 use route::Route;
 
-pub use auth::Join;
+pub use authn::Join;
+pub use node_credentials::NodeIssuer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -49,31 +60,33 @@ pub struct Server {
     /// How clients reach us, for /api's serverAddressByClientCIDRs.
     address: String,
     started: Instant,
-    /// Join-token authentication and the CA served at `/cacerts`.
-    join: Join,
+    /// Authentication (certificates are checked by TLS), and the CA
+    /// served at `/cacerts`.
+    authn: Authn,
+    audit: Audit,
     /// TLS towards kubelets (logs, exec, attach, port-forward); `None`
     /// answers those with an error.
     kubelet: Option<Arc<rustls::ClientConfig>>,
+    /// Signs joining nodes' certificates; unset answers 404.
+    node_issuer: std::sync::OnceLock<NodeIssuer>,
 }
 
 impl Server {
-    /// A server without join tokens (the client tests use it).
+    /// A server for client certificates only, without audit (the client
+    /// tests use it).
     #[allow(dead_code)]
     pub fn new(api: Arc<Api>, address: String) -> Arc<Server> {
-        Self::with_join(api, address, Join::default())
+        Self::build(api, address, Authn::default(), Audit::default(), None)
     }
 
-    /// A server that also accepts the cluster join token as a bearer token.
-    pub fn with_join(api: Arc<Api>, address: String, join: Join) -> Arc<Server> {
-        Self::with_kubelet_client(api, address, join, None)
-    }
-
-    /// Also proxies pods' logs, exec, attach and port-forward to kubelets
-    /// with `kubelet` (see `Pki::kubelet_client_config`).
-    pub fn with_kubelet_client(
+    /// A server authenticating with `authn`, auditing to `audit`, and
+    /// proxying pods' logs, exec, attach and port-forward to kubelets with
+    /// `kubelet` (see `Pki::kubelet_client_config`).
+    pub fn build(
         api: Arc<Api>,
         address: String,
-        join: Join,
+        authn: Authn,
+        audit: Audit,
         kubelet: Option<Arc<rustls::ClientConfig>>,
     ) -> Arc<Server> {
         let kinds = api
@@ -103,9 +116,17 @@ impl Server {
             api,
             address,
             started: Instant::now(),
-            join,
+            authn,
+            audit,
             kubelet,
+            node_issuer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Serves `/nanokube/v1/node-credentials` with `issuer` (once; a second
+    /// call is ignored).
+    pub fn set_node_issuer(&self, issuer: NodeIssuer) {
+        let _ = self.node_issuer.set(issuer);
     }
 }
 
@@ -158,16 +179,20 @@ pub async fn serve(
                     }
                     Err(_) => return,
                 };
+            // The certificate's user, once per connection.
             let identity = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(client_identity)
-                .map(Arc::new);
+                .map(|id| authn::from_certificate(&id));
+            let ip = peer.ip();
             let service = hyper::service::service_fn(move |req| {
                 let server = server.clone();
                 let identity = identity.clone();
-                async move { Ok::<_, std::convert::Infallible>(server.handle(req, identity).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(server.handle(req, identity, ip).await)
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(e) = builder
@@ -184,37 +209,149 @@ pub async fn serve(
     Ok(())
 }
 
+/// Why a request is not served.
+enum Refusal {
+    Error(ApiError),
+    /// Upstream's 403 `Status` (see `attributes::forbidden_status`).
+    Forbidden(serde_json::Value),
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Self {
+        Refusal::Error(e)
+    }
+}
+
+/// Who a request runs as.
+enum Admitted {
+    /// Health, version and `/cacerts`: served to anyone, even without a
+    /// credential.
+    Public,
+    User(Arc<UserInfo>),
+}
+
+/// Paths served without a credential (upstream's system:public-info-viewer
+/// set, plus k3s's `/cacerts`).
+fn is_public(route: &Route, method: &Method, path: &str) -> bool {
+    matches!(
+        route,
+        Route::Health(_) | Route::HealthCheck(..) | Route::Version
+    ) || (path == "/cacerts" && method == Method::GET)
+}
+
 impl Server {
     async fn handle(
         &self,
         req: Request<Incoming>,
-        identity: Option<Arc<ClientIdentity>>,
+        identity: Option<Arc<UserInfo>>,
+        peer: IpAddr,
     ) -> Response<Body> {
         let start = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let resp = match self.route(req, identity).await {
+        let mut rec = self.audit.begin(req.uri(), req.headers(), peer);
+        rec.verb = method.as_str().to_ascii_lowercase();
+        let mut long_running = false;
+        let resp = match self.route(req, identity, &mut rec, &mut long_running).await {
             Ok(r) => r,
-            Err(e) => codec::error(&e),
+            Err(Refusal::Error(e)) => {
+                rec.status = Some(e.status());
+                codec::error(&e)
+            }
+            Err(Refusal::Forbidden(status)) => {
+                let resp = codec::respond(403, &status, Output::Json);
+                rec.status = Some(status);
+                resp
+            }
         };
+        let resp = rec.finish(resp, long_running).await;
         tracing::debug!(%method, path, status = resp.status().as_u16(), micros = start.elapsed().as_micros() as u64, "request");
         resp
+    }
+
+    /// Authentication, impersonation and authorization of a request.
+    async fn admit(
+        &self,
+        req: &Request<impl Sized>,
+        route: &Route,
+        query: &query::Query,
+        identity: Option<Arc<UserInfo>>,
+        rec: &mut Record,
+    ) -> Result<Admitted, Refusal> {
+        let user = match identity {
+            Some(u) => Some(u),
+            None => match self.authn.authenticate(&self.api, req.headers()).await {
+                Outcome::User(u) => Some(u),
+                Outcome::Nobody => None,
+                Outcome::Refused => return Err(ApiError::Unauthorized.into()),
+            },
+        };
+        if is_public(route, req.method(), req.uri().path()) {
+            rec.user = user;
+            return Ok(Admitted::Public);
+        }
+        let mut user = match user {
+            Some(u) => u,
+            None if self.authn.anonymous => authn::anonymous(),
+            None => return Err(ApiError::Unauthorized.into()),
+        };
+        rec.user = Some(user.clone());
+        if authn::wants_impersonation(req.headers()) {
+            match authn::impersonate(&self.api, &user, req.headers()).await {
+                Ok(as_user) => {
+                    tracing::debug!(user = %user.name, as_user = %as_user.name, "impersonating");
+                    user = Arc::new(as_user);
+                    rec.impersonated = Some(user.clone());
+                }
+                Err(authn::Refused::Forbidden(attrs, reason)) => {
+                    return Err(Refusal::Forbidden(attributes::forbidden_status(
+                        &attrs, &reason,
+                    )));
+                }
+                Err(authn::Refused::Invalid(why)) => return Err(ApiError::Internal(why).into()),
+            }
+        }
+        let attrs = attributes::of(req.method(), req.uri().path(), route, query, user.clone());
+        rec.verb = attrs.verb.clone();
+        rec.set_attributes(&attrs);
+        rec.received();
+        let mut decision = self.api.authorize(&attrs).await;
+        let mut decided = attrs;
+        if decision == Decision::Allow {
+            if let Some(create) = attributes::upgrade_create(&decided) {
+                decision = self.api.authorize(&create).await;
+                decided = create;
+            }
+        }
+        match decision {
+            Decision::Allow => {
+                rec.decision = Some(("allow", String::new()));
+                Ok(Admitted::User(user))
+            }
+            Decision::NoOpinion(reason) => {
+                tracing::debug!(user = %user.name, verb = %decided.verb, resource = %decided.resource, path = %decided.path, "forbidden");
+                let status = attributes::forbidden_status(&decided, &reason);
+                rec.decision = Some(("forbid", reason));
+                Err(Refusal::Forbidden(status))
+            }
+        }
     }
 
     async fn route(
         &self,
         req: Request<Incoming>,
-        identity: Option<Arc<ClientIdentity>>,
-    ) -> Result<Response<Body>, ApiError> {
+        identity: Option<Arc<UserInfo>>,
+        rec: &mut Record,
+        long_running: &mut bool,
+    ) -> Result<Response<Body>, Refusal> {
         let route = route::parse(req.uri().path());
         let query = query::Query::parse(req.uri().query());
         if let Route::Resource(p) = &route {
             if stream::handles(p) {
                 // Streams need the request itself (upgrades), unread.
-                if identity.is_none() && self.authenticate(req.headers()).await.is_none() {
-                    return Err(ApiError::Unauthorized);
-                }
-                return stream::handle(self, req, p).await;
+                self.admit(&req, &route, &query, identity, rec).await?;
+                *long_running = true;
+                return Ok(stream::handle(self, req, p).await?);
             }
         }
         let (parts, body) = req.into_parts();
@@ -222,30 +359,22 @@ impl Server {
         // reset the stream the client is still sending on.
         let body = read_body(body).await?;
         let req = Request::from_parts(parts, ());
-        if let Route::Health(kind) = route {
-            return Ok(health::respond(
-                self,
-                kind,
-                query.get("verbose").is_some(),
-                None,
-            ));
-        }
-        if let Route::HealthCheck(kind, check) = &route {
-            return Ok(health::respond(self, kind, false, Some(check)));
-        }
-        if req.uri().path() == "/cacerts" && req.method() == Method::GET {
-            // Unauthenticated, as in k3s: the agent checks it against its
-            // token's hash before trusting anything from this server.
-            if let Some(pem) = &self.join.ca_pem {
-                return Ok(codec::raw(200, pem.clone(), "text/plain"));
-            }
-        }
-        let identity = match identity {
-            Some(id) => Some(id),
-            None => self.authenticate(req.headers()).await,
+        let user = match self.admit(&req, &route, &query, identity, rec).await? {
+            Admitted::Public => return Ok(self.serve_public(&route, &query, &req)?),
+            Admitted::User(u) => u,
         };
-        if identity.is_none() {
-            return Err(ApiError::Unauthorized);
+        if let Route::SecretsEncrypt(op) = &route {
+            return Ok(secrets_encrypt::handle(&self.api, req.method(), op, &user).await?);
+        }
+        if route == Route::NodeCredentials {
+            let issuer = self.node_issuer.get();
+            return Ok(
+                node_credentials::handle(&self.api, issuer, req.method(), &user, &body).await?,
+            );
+        }
+        if let Route::Token(op) = &route {
+            let join = &self.authn.join;
+            return Ok(authn::rotate::handle(join, req.method(), op, &user, &body)?);
         }
         let header = |name: http::header::HeaderName| {
             req.headers()
@@ -255,6 +384,7 @@ impl Server {
         };
         let accept = header(http::header::ACCEPT);
         let content_type = header(http::header::CONTENT_TYPE);
+        rec.request_body(content_type.as_deref(), &body);
         let method = req.method().clone();
         if method == Method::GET {
             if let Some(resp) = self.serve_meta(&route, accept.as_deref())? {
@@ -265,9 +395,12 @@ impl Server {
             return Err(match route {
                 Route::Unknown => ApiError::NoRoute,
                 _ => ApiError::MethodNotAllowed,
-            });
+            }
+            .into());
         };
+        *long_running = rec.verb == "watch";
         let output = codec::negotiate(accept.as_deref())?;
+        let annotations = crate::api::AuditAnnotations::default();
         let call = resource::Call {
             method: &method,
             path,
@@ -275,8 +408,44 @@ impl Server {
             content_type: content_type.as_deref(),
             output,
             body,
+            user: Some(user),
+            audit_annotations: annotations.clone(),
         };
-        resource::handle(&self.api, call).await
+        let result = resource::handle(&self.api, call).await;
+        if let Ok(mut added) = annotations.lock() {
+            rec.annotations.append(&mut added);
+        }
+        Ok(result?)
+    }
+
+    /// Health, version and `/cacerts`.
+    fn serve_public(
+        &self,
+        route: &Route,
+        query: &query::Query,
+        req: &Request<()>,
+    ) -> Result<Response<Body>, ApiError> {
+        match route {
+            Route::Health(kind) => Ok(health::respond(
+                self,
+                kind,
+                query.get("verbose").is_some(),
+                None,
+            )),
+            Route::HealthCheck(kind, check) => Ok(health::respond(self, kind, false, Some(check))),
+            Route::Version if req.method() == Method::GET => Ok(codec::respond(
+                200,
+                &discovery::version_info(),
+                Output::Json,
+            )),
+            Route::Version => Err(ApiError::MethodNotAllowed),
+            // Unauthenticated, as in k3s: the agent checks it against its
+            // token's hash before trusting anything from this server.
+            _ => match &self.authn.join.ca_pem {
+                Some(pem) => Ok(codec::raw(200, pem.clone(), "text/plain")),
+                None => Err(ApiError::NoRoute),
+            },
+        }
     }
 
     /// Discovery, version and OpenAPI documents.
@@ -331,9 +500,10 @@ impl Server {
             Route::Metrics => Ok(Some(codec::raw(
                 200,
                 format!(
-                    "{}{}",
+                    "{}{}{}",
                     crate::metrics::render(),
-                    translate::render_metrics()
+                    translate::render_metrics(),
+                    self.audit.render_metrics()
                 )
                 .into(),
                 "text/plain; version=0.0.4; charset=utf-8",

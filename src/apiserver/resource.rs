@@ -11,6 +11,7 @@ use super::codec::{self, Body, Output};
 use super::query::Query;
 use super::route::ResourcePath;
 use super::watch;
+use crate::api::authz::UserInfo;
 use crate::api::patch::PatchType;
 use crate::api::{table, Api, ApiError, ListResult, Resource};
 
@@ -22,6 +23,10 @@ pub struct Call<'a> {
     pub content_type: Option<&'a str>,
     pub output: Output,
     pub body: Bytes,
+    /// The authenticated user, for admission (`WriteOptions::user`).
+    pub user: Option<Arc<UserInfo>>,
+    /// Filled by admission, read back into the audit event.
+    pub audit_annotations: crate::api::AuditAnnotations,
 }
 
 fn is_streaming(sub: &str) -> bool {
@@ -135,6 +140,8 @@ async fn dispatch(
             let body = codec::decode(call.content_type, &call.body)?;
             let mut opts = call.query.write()?;
             opts.warnings = warnings.clone();
+            opts.user = call.user.clone();
+            opts.audit_annotations = call.audit_annotations.clone();
             if r.plural == "bindings" {
                 let name = crate::api::meta_name(&body).to_string();
                 let pods = api
@@ -151,6 +158,12 @@ async fn dispatch(
             let body = codec::decode(call.content_type, &call.body)?;
             let mut opts = call.query.write()?;
             opts.warnings = warnings.clone();
+            opts.user = call.user.clone();
+            opts.audit_annotations = call.audit_annotations.clone();
+            if let Some(s @ ("eviction" | "token")) = sub {
+                api.admit_subresource_create(r, s, ns, name, &body, call.user.as_deref())
+                    .await?;
+            }
             let out = match sub {
                 Some("binding") => api.bind(r, ns, name, &body, &opts).await?,
                 Some("eviction") => api.evict(r, ns, name, &body).await?,
@@ -163,6 +176,8 @@ async fn dispatch(
             let body = codec::decode(call.content_type, &call.body)?;
             let mut opts = call.query.write()?;
             opts.warnings = warnings.clone();
+            opts.user = call.user.clone();
+            opts.audit_annotations = call.audit_annotations.clone();
             let out = match sub {
                 Some("scale") => api.update_scale(r, ns, name, body, &opts).await?,
                 Some("finalize") => api.finalize_namespace(r, name, &body, &opts).await?,
@@ -179,6 +194,8 @@ async fn dispatch(
             })?;
             let mut opts = call.query.write()?;
             opts.warnings = warnings.clone();
+            opts.user = call.user.clone();
+            opts.audit_annotations = call.audit_annotations.clone();
             let out = api
                 .patch(r, ns, name, patch_type, &call.body, sub, &opts)
                 .await?;
@@ -190,7 +207,8 @@ async fn dispatch(
             } else {
                 Some(codec::decode(call.content_type, &call.body)?)
             };
-            let opts = call.query.delete(body.as_ref())?;
+            let mut opts = call.query.delete(body.as_ref())?;
+            opts.user = call.user.clone();
             let out = api.delete(r, ns, name, &opts).await?.into_response(r);
             Ok(codec::respond(200, &out, Output::Json))
         }
@@ -200,7 +218,8 @@ async fn dispatch(
             } else {
                 Some(codec::decode(call.content_type, &call.body)?)
             };
-            let opts = call.query.delete(body.as_ref())?;
+            let mut opts = call.query.delete(body.as_ref())?;
+            opts.user = call.user.clone();
             let items = api
                 .delete_collection(r, ns, &call.query.list()?, &opts)
                 .await?;

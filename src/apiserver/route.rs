@@ -10,11 +10,20 @@ pub enum Route {
     LegacyRoot,
     GroupsRoot,
     Group(String),
-    GroupVersion { group: String, version: String },
+    GroupVersion {
+        group: String,
+        version: String,
+    },
     OpenApiV2,
     OpenApiV3Index,
     OpenApiV3(String),
     Resource(ResourcePath),
+    /// `/nanokube/v1/secrets-encrypt/<op>` (see `secrets_encrypt.rs`).
+    SecretsEncrypt(String),
+    /// `/nanokube/v1/node-credentials` (see `node_credentials.rs`).
+    NodeCredentials,
+    /// `/nanokube/v1/token/<op>` (see `authn/rotate.rs`).
+    Token(String),
     Unknown,
 }
 
@@ -65,6 +74,9 @@ pub fn parse(path: &str) -> Route {
             group: group.to_string(),
             version: version.to_string(),
         },
+        ["nanokube", "v1", "secrets-encrypt", op] => Route::SecretsEncrypt(op.to_string()),
+        ["nanokube", "v1", "node-credentials"] => Route::NodeCredentials,
+        ["nanokube", "v1", "token", op] => Route::Token(op.to_string()),
         ["api", version, rest @ ..] => resource("", version, rest),
         ["apis", group, version, rest @ ..] => resource(group, version, rest),
         _ => Route::Unknown,
@@ -179,6 +191,10 @@ mod tests {
             Route::OpenApiV3("apis/apps/v1".into())
         );
         assert_eq!(parse("/nope"), Route::Unknown);
+        assert_eq!(
+            parse("/nanokube/v1/secrets-encrypt/rotate"),
+            Route::SecretsEncrypt("rotate".into())
+        );
         assert_eq!(parse("/api/v1/namespaces/a/pods/b/c/d"), Route::Unknown);
     }
 }

@@ -1,6 +1,9 @@
 //! The list-then-watch loop every informer runs: list a collection, hand
 //! the items over, watch from the list's resourceVersion, re-watch when a
 //! stream ends, re-list when the watch cannot resume (410) or fails.
+//! A server that cannot be reached is retried with exponential back-off
+//! (as client-go's reflector), so an agent cut off from its server neither
+//! hammers it nor waits long once it is back.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +32,39 @@ pub enum Followed {
     },
 }
 
-const RETRY: Duration = Duration::from_secs(1);
+/// First wait after a failure; doubles per failure in a row up to
+/// [`RETRY_MAX`], back to the start after a successful list.
+const RETRY: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(8);
+
+/// Exponential back-off with a little jitter, so many followers of one
+/// process (or many agents) do not retry in step.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff(RETRY)
+    }
+
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.step()).await;
+    }
+
+    /// The next wait: the step plus up to a quarter of it.
+    fn step(&mut self) -> Duration {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let wait = self.0 + self.0.mul_f64(f64::from(nanos % 1000) / 4000.0);
+        self.0 = (self.0 * 2).min(RETRY_MAX);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.0 = RETRY;
+    }
+}
 
 /// Follows `res` (all namespaces) in one task, calling `on` for every list
 /// and every event, until `on` returns false.
@@ -50,6 +85,7 @@ pub fn follow_selected<C: Client + Clone>(
     mut on: impl FnMut(Followed) -> bool + Send + 'static,
 ) {
     tokio::spawn(async move {
+        let mut backoff = Backoff::new();
         loop {
             let opts = ListOptions {
                 field_selector: fields.clone(),
@@ -59,10 +95,11 @@ pub fn follow_selected<C: Client + Clone>(
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!(resource = res.plural, error = %e, "cannot list; retrying");
-                    tokio::time::sleep(RETRY).await;
+                    backoff.wait().await;
                     continue;
                 }
             };
+            backoff.reset();
             if !on(Followed::Listed(list.items)) {
                 return;
             }
@@ -80,7 +117,7 @@ pub fn follow_selected<C: Client + Clone>(
                     Err(e) => {
                         if !e.is_gone() {
                             tracing::warn!(resource = res.plural, error = %e, "cannot watch");
-                            tokio::time::sleep(RETRY).await;
+                            backoff.wait().await;
                         }
                         break 'watch;
                     }
@@ -119,4 +156,25 @@ pub fn follow_selected<C: Client + Clone>(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_resets() {
+        let mut b = Backoff::new();
+        let waits: Vec<Duration> = (0..7).map(|_| b.step()).collect();
+        let steps = [500, 1000, 2000, 4000, 8000, 8000, 8000];
+        for (wait, step) in waits.iter().zip(steps) {
+            let step = Duration::from_millis(step);
+            assert!(
+                *wait >= step && *wait <= step + step / 4,
+                "{wait:?} vs {step:?}"
+            );
+        }
+        b.reset();
+        assert!(b.step() < Duration::from_millis(630));
+    }
 }

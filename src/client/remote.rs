@@ -16,7 +16,7 @@ use http::{uri::Authority, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::{body::Incoming, client::conn::http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{PrivateKeyDer, ServerName};
 use serde_json::{json, Value};
 use tokio::{net::TcpStream, sync::Mutex, time::timeout};
 use tokio_rustls::TlsConnector;
@@ -100,42 +100,15 @@ fn pem_field(v: &Value, key: &str) -> Result<Option<String>> {
         .ok_or_else(|| config_err(format!("{key} is no base64 PEM")))
 }
 
-/// Every PEM block of `text` as (label, DER).
-fn pem_blocks(text: &str) -> Vec<(String, Vec<u8>)> {
-    let (mut rest, mut out) = (text.as_bytes(), Vec::new());
-    while let Ok((next, pem)) = x509_parser::pem::parse_x509_pem(rest) {
-        out.push((pem.label, pem.contents));
-        if next.len() == rest.len() {
-            break;
-        }
-        rest = next;
-    }
-    out
-}
-
-fn certificates(pem: &str) -> Vec<CertificateDer<'static>> {
-    let certs = pem_blocks(pem)
-        .into_iter()
-        .filter(|(label, _)| label == "CERTIFICATE");
-    certs.map(|(_, der)| der.into()).collect()
-}
-
 /// PKCS#8 (ours), PKCS#1 and SEC1 (kubeadm's) keys.
 fn private_key(pem: &str) -> Result<PrivateKeyDer<'static>> {
-    let key = pem_blocks(pem)
-        .into_iter()
-        .find_map(|(label, der)| match label.as_str() {
-            "PRIVATE KEY" => Some(PrivateKeyDer::Pkcs8(der.into())),
-            "RSA PRIVATE KEY" => Some(PrivateKeyDer::Pkcs1(der.into())),
-            "EC PRIVATE KEY" => Some(PrivateKeyDer::Sec1(der.into())),
-            _ => None,
-        });
-    key.ok_or_else(|| config_err("no private key in the client key PEM"))
+    crate::pki::pem_private_key(pem)
+        .ok_or_else(|| config_err("no private key in the client key PEM"))
 }
 
 fn tls_config(c: &RemoteConfig) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in certificates(&c.ca_pem) {
+    for cert in crate::pki::pem_certificates(&c.ca_pem) {
         roots.add(cert).map_err(config_err)?;
     }
     if roots.is_empty() {
@@ -148,7 +121,7 @@ fn tls_config(c: &RemoteConfig) -> Result<rustls::ClientConfig> {
         .with_root_certificates(roots);
     let mut config = match (&c.client_cert_pem, &c.client_key_pem) {
         (Some(cert), Some(key)) => builder
-            .with_client_auth_cert(certificates(cert), private_key(key)?)
+            .with_client_auth_cert(crate::pki::pem_certificates(cert), private_key(key)?)
             .map_err(config_err)?,
         (None, None) => builder.with_no_client_auth(),
         _ => return Err(config_err("a client certificate goes with its key")),
@@ -309,6 +282,30 @@ impl Remote {
             None => None,
         };
         parse(&self.call(method, path, body).await?)
+    }
+
+    /// A JSON answer from a path outside the resource API (nanokube's own
+    /// endpoints, such as `secrets-encrypt`).
+    pub async fn request_json(&self, method: Method, path: &str) -> Result<Value> {
+        self.object(method, path.to_string(), None).await
+    }
+
+    /// As [`Remote::request_json`], sending `body` as JSON.
+    pub async fn request_json_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value> {
+        let body = Some((body, "application/json"));
+        self.object(method, path.to_string(), body).await
+    }
+
+    /// A JSON object POSTed to a path outside the resource API (such as
+    /// `node-credentials`), answered with a JSON object.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Result<Value> {
+        let body = Some((body, "application/json"));
+        self.object(Method::POST, path.to_string(), body).await
     }
 
     /// A whole exchange, within the request timeout.

@@ -201,7 +201,9 @@ async fn handle(
 fn server_tls(pki: &Pki) -> Arc<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(certificates(&pki.0)[0].clone()).unwrap();
+    roots
+        .add(crate::pki::pem_certificates(&pki.0)[0].clone())
+        .unwrap();
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
     let verifier = verifier.allow_unauthenticated().build().unwrap();
     let key = PrivatePkcs8KeyDer::from(KeyPair::from_pem(&pki.1 .1).unwrap().serialize_der());
@@ -209,7 +211,7 @@ fn server_tls(pki: &Pki) -> Arc<rustls::ServerConfig> {
         rustls::ServerConfig::builder_with_provider(provider).with_safe_default_protocol_versions();
     let config = config.unwrap().with_client_cert_verifier(verifier);
     let mut config = config
-        .with_single_cert(certificates(&pki.1 .0), key.into())
+        .with_single_cert(crate::pki::pem_certificates(&pki.1 .0), key.into())
         .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Arc::new(config)
@@ -288,7 +290,10 @@ async fn get_over_h2_with_client_certificate_or_token() {
         ("GET", "/api/v1/namespaces/default/pods/p1")
     );
     assert!(seen[0].h2, "ALPN h2 expected");
-    assert_eq!(seen[0].cert, certificates(&s.pki.2 .0)[0].to_vec());
+    assert_eq!(
+        seen[0].cert,
+        crate::pki::pem_certificates(&s.pki.2 .0)[0].to_vec()
+    );
     assert_eq!(
         (seen[0].auth.as_str(), seen[1].auth.as_str()),
         ("", "Bearer sekret")
@@ -671,6 +676,8 @@ async fn against_the_nanokube_api_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     api.bootstrap([127, 0, 0, 1].into(), port).await.unwrap();
+    // The client is under test, not RBAC: its certificate names no group.
+    api.set_authorization_modes(vec![crate::api::authz::Mode::AlwaysAllow]);
     let pki = pki();
     let server = crate::apiserver::Server::new(api, format!("127.0.0.1:{port}"));
     let stop = futures::future::pending::<()>();

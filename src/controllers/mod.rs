@@ -2,6 +2,8 @@
 //! watch cache through the in-process client. `runtime/` has the queues,
 //! event sources and workers; one file per controller.
 
+mod bootstrap_token_cleaner;
+mod clusterrole_aggregation;
 mod cronjob;
 mod daemonset;
 mod deployment;
@@ -21,6 +23,7 @@ mod replicaset;
 mod replicationcontroller;
 mod resourcequota;
 mod runtime;
+mod sa_token_secret;
 mod serviceaccount;
 mod servicelb;
 mod statefulset;
@@ -131,12 +134,15 @@ fn start_loops(ctx: &Ctx) {
         endpoints::start,
         endpointslice::start,
         serviceaccount::start,
+        sa_token_secret::start,
         servicelb::start,
         node_lifecycle::start,
         node_ipam::start,
         pv_binder::start,
         resourcequota::start,
         disruption::start,
+        clusterrole_aggregation::start,
+        bootstrap_token_cleaner::start,
     ] {
         start(ctx);
     }

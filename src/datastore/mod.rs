@@ -18,6 +18,8 @@ mod sqlite;
 use std::future::Future;
 
 pub use error::{Error, Result};
+pub use sqlite::SnapshotError;
+pub use sqlite::{peek as peek_snapshot, restore as restore_snapshot, save as save_snapshot};
 pub use sqlite::{SqliteBackend, SqliteOptions};
 pub use types::*;
 

@@ -1,6 +1,9 @@
 //! Names outside the cluster go to the node's upstream resolvers, read
 //! from resolv.conf (loopback stubs skipped: systemd-resolved's real
-//! list is used instead), with a small cache that honours TTLs.
+//! list is used instead), with a small cache that honours TTLs. A
+//! truncated UDP answer is asked again over TCP, so the cache holds whole
+//! answers; UDP clients get them cut to their own size (TC set, as for
+//! the cluster's own names), TCP clients whole.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,8 +11,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::{Message, ResponseCode};
-use tokio::net::UdpSocket;
+use hickory_proto::op::{Edns, Message, ResponseCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 
 /// Per upstream server and attempt.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -69,8 +73,20 @@ impl Forwarder {
     }
 
     /// The upstream answer to `query` (already parsed from `raw`), with
-    /// the client's id; SERVFAIL when no upstream answers.
-    pub async fn forward(&self, query: &Message, raw: &[u8]) -> Vec<u8> {
+    /// the client's id, cut to the client's size when it came over UDP;
+    /// SERVFAIL when no upstream answers.
+    pub async fn forward(&self, query: &Message, raw: &[u8], udp: bool) -> Vec<u8> {
+        let answer = self.whole(query, raw).await;
+        if udp {
+            fit_udp(query, answer)
+        } else {
+            answer
+        }
+    }
+
+    /// The whole answer: from the cache, or from the first upstream that
+    /// answers (over TCP when its UDP answer was truncated).
+    async fn whole(&self, query: &Message, raw: &[u8]) -> Vec<u8> {
         let key = query.queries().first().map(|q| {
             let mut name = q.name().to_ascii();
             name.make_ascii_lowercase();
@@ -86,6 +102,21 @@ impl Forwarder {
         }
         for server in &self.upstreams {
             match ask(*server, query.id(), raw).await {
+                Ok((answer, msg)) if msg.truncated() => {
+                    match ask_tcp(*server, query.id(), raw).await {
+                        Ok((answer, msg)) => {
+                            if let Some(k) = key {
+                                self.store(k, &answer, &msg);
+                            }
+                            return answer;
+                        }
+                        Err(e) => {
+                            // The client still sees TC and may try TCP itself.
+                            tracing::debug!(%server, error = %e, "upstream dns over tcp failed");
+                            return answer;
+                        }
+                    }
+                }
                 Ok((answer, msg)) => {
                     if let Some(k) = key {
                         self.store(k, &answer, &msg);
@@ -140,6 +171,10 @@ enum AskError {
     Io(#[from] std::io::Error),
     #[error("timed out")]
     Timeout,
+    #[error("query too long for tcp")]
+    TooLong,
+    #[error("answer does not parse or does not match the question")]
+    Mismatch,
 }
 
 /// One UDP exchange with one upstream server; answers that do not match
@@ -154,7 +189,8 @@ async fn ask(server: SocketAddr, id: u16, raw: &[u8]) -> Result<(Vec<u8>, Messag
     socket.connect(server).await?;
     socket.send(raw).await?;
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    let mut buf = vec![0u8; 4096];
+    // Upstreams may send up to the client's EDNS size (at most 64 KiB).
+    let mut buf = vec![0u8; usize::from(u16::MAX)];
     loop {
         let n = tokio::time::timeout_at(deadline, socket.recv(&mut buf))
             .await
@@ -168,6 +204,52 @@ async fn ask(server: SocketAddr, id: u16, raw: &[u8]) -> Result<(Vec<u8>, Messag
     }
 }
 
+/// One TCP exchange (length-prefixed, RFC 1035 4.2.2) with one upstream
+/// server, connection and answer within [`TIMEOUT`].
+async fn ask_tcp(server: SocketAddr, id: u16, raw: &[u8]) -> Result<(Vec<u8>, Message), AskError> {
+    let len = u16::try_from(raw.len()).map_err(|_| AskError::TooLong)?;
+    let exchange = async {
+        let mut stream = TcpStream::connect(server).await?;
+        let mut out = Vec::with_capacity(raw.len() + 2);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(raw);
+        stream.write_all(&out).await?;
+        let n = stream.read_u16().await?;
+        let mut buf = vec![0u8; usize::from(n)];
+        stream.read_exact(&mut buf).await?;
+        Ok::<_, AskError>(buf)
+    };
+    let buf = tokio::time::timeout(TIMEOUT, exchange)
+        .await
+        .map_err(|_| AskError::Timeout)??;
+    match Message::from_vec(&buf) {
+        Ok(msg) if msg.id() == id => Ok((buf, msg)),
+        _ => Err(AskError::Mismatch),
+    }
+}
+
+/// `answer` as a UDP client may get it: whole when it fits the client's
+/// size (512 or its EDNS size), else header and question with TC set (the
+/// client asks again over TCP), like the cluster's own answers.
+fn fit_udp(query: &Message, answer: Vec<u8>) -> Vec<u8> {
+    if answer.len() <= usize::from(query.max_payload()) {
+        return answer;
+    }
+    let Ok(full) = Message::from_vec(&answer) else {
+        return servfail(query);
+    };
+    let mut cut = full.truncate();
+    // An OPT only for a client that sent one (RFC 6891 7).
+    if query.extensions().is_none() {
+        *cut.extensions_mut() = None;
+    } else if cut.extensions().is_none() {
+        let mut edns = Edns::new();
+        edns.set_max_payload(query.max_payload());
+        cut.set_edns(edns);
+    }
+    cut.to_vec().unwrap_or_else(|_| servfail(query))
+}
+
 fn servfail(query: &Message) -> Vec<u8> {
     let mut m = Message::error_msg(query.id(), query.op_code(), ResponseCode::ServFail);
     m.set_recursion_desired(query.recursion_desired());
@@ -175,3 +257,7 @@ fn servfail(query: &Message) -> Vec<u8> {
     m.add_queries(query.queries().iter().cloned());
     m.to_vec().unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "forward_tests.rs"]
+mod tests;

@@ -85,7 +85,7 @@ impl Server {
     pub async fn respond(&self, raw: &[u8], udp: bool) -> Option<Vec<u8>> {
         match self.handle(raw, udp) {
             Handled::Reply(b) => Some(b),
-            Handled::Forward(q) => Some(self.forwarder.forward(&q, raw).await),
+            Handled::Forward(q) => Some(self.forwarder.forward(&q, raw, udp).await),
             Handled::Drop => None,
         }
     }
@@ -144,7 +144,7 @@ pub(crate) async fn serve_udp(socket: Arc<UdpSocket>, server: Arc<Server>) {
                 let raw = buf[..n].to_vec();
                 let (socket, server) = (socket.clone(), server.clone());
                 tokio::spawn(async move {
-                    let b = server.forwarder.forward(&q, &raw).await;
+                    let b = server.forwarder.forward(&q, &raw, true).await;
                     send(&socket, &b, peer).await;
                 });
             }

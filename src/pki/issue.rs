@@ -19,7 +19,7 @@ use super::{Error, ServingNames};
 const CA_DAYS: i64 = 3650;
 const LEAF_DAYS: i64 = 365;
 /// Leaf certificates expiring sooner than this are re-issued at start.
-const RENEW_BEFORE_DAYS: i64 = 90;
+pub(super) const RENEW_BEFORE_DAYS: i64 = 90;
 
 /// A CA loaded or created by [`ensure_ca`].
 pub struct Ca {
@@ -48,11 +48,18 @@ pub struct Inspected {
     pub issuer: Vec<u8>,
     pub subject: Vec<u8>,
     pub public_key: Vec<u8>,
+    pub not_before: i64,
     pub not_after: i64,
     pub dns: BTreeSet<String>,
     pub ips: BTreeSet<IpAddr>,
     pub client_auth: bool,
     pub server_auth: bool,
+    /// Subject and issuer as text (`CN=…, O=…`), for `certificate check`.
+    pub subject_text: String,
+    pub issuer_text: String,
+    /// The serial number in hex (rotation is seen as a new serial).
+    pub serial: String,
+    pub is_ca: bool,
 }
 
 /// Parses a PEM certificate (the first one in `pem`).
@@ -97,11 +104,16 @@ pub fn inspect(path: &Path, pem: &str) -> Result<Inspected, Error> {
         issuer: cert.issuer().as_raw().to_vec(),
         subject: cert.subject().as_raw().to_vec(),
         public_key: cert.public_key().raw.to_vec(),
+        not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         dns,
         ips,
         client_auth: eku.is_some_and(|e| e.client_auth),
         server_auth: eku.is_some_and(|e| e.server_auth),
+        subject_text: cert.subject().to_string(),
+        issuer_text: cert.issuer().to_string(),
+        serial: cert.raw_serial_as_string(),
+        is_ca: cert.is_ca(),
     };
     Ok(inspected)
 }
@@ -127,25 +139,9 @@ fn now() -> OffsetDateTime {
 /// exists but cannot be read is an error: replacing a CA silently would
 /// invalidate every certificate it signed.
 pub fn ensure_ca(cert_path: &Path, key_path: &Path, cn_prefix: &str) -> Result<Ca, Error> {
-    if let (Some(cert_pem), Some(key_pem)) = (
-        files::read_optional(cert_path)?,
-        files::read_optional(key_path)?,
-    ) {
-        let key = parse_key(key_path, &key_pem)?;
-        let info = inspect(cert_path, &cert_pem)?;
-        if info.public_key != key.subject_public_key_info() {
-            return Err(Error::Parse {
-                path: cert_path.to_path_buf(),
-                message: format!("does not match the key in {}", key_path.display()),
-            });
-        }
+    if let Some(ca) = load_ca(cert_path, key_path)? {
         tracing::info!(cert = %cert_path.display(), "reusing certificate authority");
-        return Ok(Ca {
-            cert_pem,
-            key,
-            subject: info.subject,
-            created: false,
-        });
+        return Ok(ca);
     }
     let key = generate_key("a ca key")?;
     let start = now();
@@ -180,8 +176,33 @@ pub fn ensure_ca(cert_path: &Path, key_path: &Path, cn_prefix: &str) -> Result<C
     })
 }
 
+/// Loads an existing CA; `None` when either file is missing (renewal and
+/// rotation never create a CA).
+pub fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Option<Ca>, Error> {
+    let (Some(cert_pem), Some(key_pem)) = (
+        files::read_optional(cert_path)?,
+        files::read_optional(key_path)?,
+    ) else {
+        return Ok(None);
+    };
+    let key = parse_key(key_path, &key_pem)?;
+    let info = inspect(cert_path, &cert_pem)?;
+    if info.public_key != key.subject_public_key_info() {
+        return Err(Error::Parse {
+            path: cert_path.to_path_buf(),
+            message: format!("does not match the key in {}", key_path.display()),
+        });
+    }
+    Ok(Some(Ca {
+        cert_pem,
+        key,
+        subject: info.subject,
+        created: false,
+    }))
+}
+
 /// Why an existing leaf must be issued again, or `None` to reuse it.
-fn leaf_problem(
+pub fn leaf_problem(
     cert_path: &Path,
     key_path: &Path,
     ca: &Ca,
@@ -304,24 +325,29 @@ pub fn ensure_admin(cert_path: &Path, key_path: &Path, ca: &Ca) -> Result<(), Er
     match leaf_problem(cert_path, key_path, ca, None)? {
         None => tracing::info!(cert = %cert_path.display(), "reusing admin client certificate"),
         Some(reason) => {
-            let leaf = Leaf {
-                what: "the admin client certificate",
-                cn: "system:admin",
-                orgs: &["system:masters"],
-                sans: Vec::new(),
-                eku: ExtendedKeyUsagePurpose::ClientAuth,
-                days: LEAF_DAYS,
-            };
-            issue_leaf(cert_path, key_path, ca, leaf)?;
+            issue_admin(cert_path, key_path, ca, LEAF_DAYS)?;
             tracing::info!(cert = %cert_path.display(), %reason, "issued admin client certificate");
         }
     }
     Ok(())
 }
 
-/// Test hook: issues a serving certificate valid for `days` only.
-#[cfg(test)]
-pub fn issue_serving_for_days(
+/// Issues the admin client certificate unconditionally, valid for `days`.
+pub fn issue_admin(cert_path: &Path, key_path: &Path, ca: &Ca, days: i64) -> Result<(), Error> {
+    let leaf = Leaf {
+        what: "the admin client certificate",
+        cn: "system:admin",
+        orgs: &["system:masters"],
+        sans: Vec::new(),
+        eku: ExtendedKeyUsagePurpose::ClientAuth,
+        days,
+    };
+    issue_leaf(cert_path, key_path, ca, leaf)
+}
+
+/// Issues the serving certificate unconditionally for `names`, valid for
+/// `days` (renewal, rotation).
+pub fn issue_serving(
     cert_path: &Path,
     key_path: &Path,
     ca: &Ca,
@@ -330,3 +356,6 @@ pub fn issue_serving_for_days(
 ) -> Result<(), Error> {
     issue_leaf(cert_path, key_path, ca, serving_leaf(names, days))
 }
+
+/// Leaf certificates are issued for this many days.
+pub(super) const LEAF_VALIDITY_DAYS: i64 = LEAF_DAYS;

@@ -60,8 +60,10 @@ users:
 }
 
 /// Writes the admin kubeconfig to `path` (atomically, with `mode`) for an
-/// API server at `https://127.0.0.1:<port>`.
+/// API server at `https://127.0.0.1:<port>`; a renewed admin certificate
+/// is written there again.
 pub fn write_kubeconfig(pki: &Pki, path: &Path, port: u16, mode: u32) -> Result<(), Error> {
+    pki.remember_kubeconfig(path, port, mode);
     let ca = files::read(&pki.server_ca_cert())?;
     let cert = files::read(&pki.admin_cert())?;
     let key = files::read(&pki.admin_key())?;

@@ -79,7 +79,7 @@ fn issue(
 }
 
 /// The subject alternative names of a kubelet's serving certificate.
-fn serving_sans(node_name: &str, ips: &[IpAddr]) -> Vec<String> {
+pub(super) fn serving_sans(node_name: &str, ips: &[IpAddr]) -> Vec<String> {
     let mut sans = vec![node_name.to_ascii_lowercase(), "localhost".to_string()];
     let mut addrs: Vec<IpAddr> = ips.to_vec();
     addrs.push(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
@@ -101,9 +101,7 @@ pub fn kubelet_serving_tls(
     node_name: &str,
     ips: &[IpAddr],
 ) -> Result<Arc<ServerConfig>, Error> {
-    let pki = Pki {
-        dir: tls_dir.to_path_buf(),
-    };
+    let pki = Pki::at(tls_dir);
     let what = "the kubelet serving certificate";
     let mut params =
         CertificateParams::new(serving_sans(node_name, ips)).map_err(generate(what))?;
@@ -160,14 +158,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-    fn test_pki() -> (tempfile::TempDir, Pki) {
-        let dir = tempfile::tempdir().unwrap();
-        let names =
-            super::super::serving_names("testhost", &[], &[], "cluster.local", "10.43.0.0/16")
-                .unwrap();
-        let pki = super::super::ensure(&dir.path().join("tls"), &names).unwrap();
-        (dir, pki)
-    }
+    use crate::pki::tests::test_pki;
 
     #[test]
     fn sans_hold_name_addresses_and_loopback() {

@@ -10,9 +10,12 @@
 mod files;
 mod issue;
 mod kubeconfig;
+mod live;
+mod pem;
 // Used by main.rs and the kubelet once they are wired (issue 5).
 mod kubelet;
 mod names;
+mod node_certs;
 mod sa_token;
 mod tls;
 mod token;
@@ -22,15 +25,28 @@ use std::path::{Path, PathBuf};
 pub use kubeconfig::{default_kubeconfig_path, parse_mode, write_kubeconfig};
 // The kubelet's HTTPS port and the API server's client towards it.
 pub use kubelet::{kubelet_serving_tls, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUP};
+// A joining node's certificates, signed from its requests; agents write
+// their keys with the same atomic, exact-mode writes.
+pub use files::{ensure_private_dir, write_atomic};
+// What a certificate says about itself (agents check their stored ones).
+pub use issue::inspect as inspect_certificate;
+// Renewal in a running server, rotation of a stopped one.
+pub use live::LeafCert;
 pub use names::{default_route_address, local_addresses, serving_names, ServingNames};
+pub use node_certs::{NodeCsrs, NODES_GROUP, NODE_USER_PREFIX, PROXY_CLIENT_CN};
+pub use pem::{certificates as pem_certificates, private_key as pem_private_key};
 // The HTTPS listener (API-server issue) authenticates clients with these.
 pub use tls::{client_identity, AnyServerCert, ClientIdentity};
 // Service-account tokens (TokenRequest, bearer JWT authentication).
 pub use sa_token::{
-    ensure_service_account_key, Claims as TokenClaims, KubernetesClaim, Ref as TokenRef,
-    ServiceAccountKey, ISSUER as SERVICE_ACCOUNT_ISSUER,
+    ensure_service_account_key, Claims as TokenClaims, KubernetesClaim, LegacyClaims,
+    Ref as TokenRef, ServiceAccountKey, Verified as VerifiedToken,
+    ISSUER as SERVICE_ACCOUNT_ISSUER,
 };
-pub use token::{ca_hash, ensure_server_token, secrets_equal, JoinToken};
+pub use token::{
+    ca_hash, ensure_agent_token, ensure_server_token, random_secret, read_token_file,
+    secrets_equal, token_path, write_rotated_server_token, BootstrapToken, JoinToken,
+};
 
 /// Everything that can go wrong in the PKI.
 #[derive(Debug, thiserror::Error)]
@@ -58,17 +74,31 @@ pub enum Error {
     Tls(#[from] rustls::Error),
     #[error("join token: {0}")]
     Token(String),
+    #[error("invalid {what} certificate signing request: {message}")]
+    Csr { what: &'static str, message: String },
     #[error("building the client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("{0} lock poisoned")]
+    Lock(&'static str),
 }
 
-/// The PKI files under one directory (`<data-dir>/server/tls`).
+/// The PKI files under one directory (`<data-dir>/server/tls`), and what
+/// a running server needs to renew them in place (shared by clones).
 #[derive(Debug, Clone)]
 pub struct Pki {
     dir: PathBuf,
+    live: std::sync::Arc<live::Live>,
 }
 
 impl Pki {
+    /// The PKI files under `dir`, whatever exists there (nothing created).
+    pub fn at(dir: &Path) -> Pki {
+        Pki {
+            dir: dir.to_path_buf(),
+            live: Default::default(),
+        }
+    }
+
     fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
@@ -99,8 +129,9 @@ impl Pki {
     }
 
     /// The TLS configuration of the API server: TLS 1.2 and 1.3, ALPN `h2`
-    /// and `http/1.1`, the serving certificate, and optional client
-    /// certificates verified against the client CA.
+    /// and `http/1.1`, the serving certificate (swapped for new handshakes
+    /// when [`Pki::renew_due`] renews it), and optional client certificates
+    /// verified against the client CA.
     pub fn server_config(&self) -> Result<std::sync::Arc<rustls::ServerConfig>, Error> {
         tls::server_config(self)
     }
@@ -112,12 +143,12 @@ pub fn tls_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// Creates or reuses the CAs, the serving certificate (for `names`) and the
-/// admin client certificate under `dir`.
+/// admin client certificate under `dir`; leaves expiring within 90 days
+/// are issued again.
 pub fn ensure(dir: &Path, names: &ServingNames) -> Result<Pki, Error> {
     files::ensure_private_dir(dir)?;
-    let pki = Pki {
-        dir: dir.to_path_buf(),
-    };
+    let pki = Pki::at(dir);
+    pki.remember_names(names);
     let server_ca = issue::ensure_ca(
         &pki.server_ca_cert(),
         &pki.server_ca_key(),

@@ -20,6 +20,8 @@ use super::{files, Error};
 
 /// k3s's default `--service-account-issuer`, also the API server's audience.
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+/// The issuer of legacy, Secret-based tokens (upstream's fixed value).
+pub const LEGACY_ISSUER: &str = "kubernetes/serviceaccount";
 /// Clock skew tolerated on `exp`, `nbf` and `iat` (upstream's leeway).
 const LEEWAY_SECONDS: i64 = 60;
 /// Tokens longer than this are refused before any decoding.
@@ -83,6 +85,46 @@ pub struct Claims {
     pub kubernetes: KubernetesClaim,
     pub nbf: i64,
     pub sub: String,
+}
+
+/// The claims of a legacy token (upstream `legacyPrivateClaims`): no
+/// audience, no expiry; it lives as long as its Secret holds it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LegacyClaims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(rename = "kubernetes.io/serviceaccount/namespace", default)]
+    pub namespace: String,
+    #[serde(rename = "kubernetes.io/serviceaccount/secret.name", default)]
+    pub secret_name: String,
+    #[serde(rename = "kubernetes.io/serviceaccount/service-account.name", default)]
+    pub service_account_name: String,
+    #[serde(rename = "kubernetes.io/serviceaccount/service-account.uid", default)]
+    pub service_account_uid: String,
+}
+
+impl LegacyClaims {
+    /// The claims for `secret` of account `name` (`uid`) in `namespace`.
+    pub fn new(namespace: &str, name: &str, uid: &str, secret: &str) -> Self {
+        LegacyClaims {
+            iss: LEGACY_ISSUER.to_string(),
+            sub: format!("system:serviceaccount:{namespace}:{name}"),
+            namespace: namespace.to_string(),
+            secret_name: secret.to_string(),
+            service_account_name: name.to_string(),
+            service_account_uid: uid.to_string(),
+        }
+    }
+}
+
+/// A verified token of either kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// A TokenRequest token and the audiences it shares with the caller.
+    Bound(Box<Claims>, Vec<String>),
+    /// A legacy Secret-based token; the caller checks its audiences (the
+    /// API server's implicit ones, as upstream) and its Secret.
+    Legacy(LegacyClaims),
 }
 
 /// What a verified token's audience check allows.
@@ -170,6 +212,16 @@ impl ServiceAccountKey {
 
     /// Signs `claims` into a compact JWS.
     pub fn sign(&self, claims: &Claims) -> Result<String, String> {
+        self.sign_json(claims)
+    }
+
+    /// Signs a legacy token (upstream `LegacyClaims`, same key as bound
+    /// tokens).
+    pub fn sign_legacy(&self, claims: &LegacyClaims) -> Result<String, String> {
+        self.sign_json(claims)
+    }
+
+    fn sign_json<T: Serialize>(&self, claims: &T) -> Result<String, String> {
         let header = serde_json::json!({"alg": "ES256", "kid": self.kid});
         let input = format!("{}.{}", b64_json(&header), b64_json(claims));
         let sig = self
@@ -181,13 +233,46 @@ impl ServiceAccountKey {
 
     /// The claims of `token` when we signed it, it is current at `now`
     /// (unix seconds), and its audiences meet `audiences`; also returns the
-    /// audiences both share.
+    /// audiences both share. Legacy tokens are refused here. (The server
+    /// authenticates with `verify_any`; this is the bound-only view.)
+    #[cfg(test)]
     pub fn verify(
         &self,
         token: &str,
         now: i64,
         audiences: &[String],
     ) -> Result<(Claims, Vec<String>), JwtError> {
+        match self.verify_any(token, now, audiences)? {
+            Verified::Bound(claims, shared) => Ok((*claims, shared)),
+            Verified::Legacy(_) => Err(JwtError::Issuer),
+        }
+    }
+
+    /// Either kind of token we signed: a bound one checked as `verify`
+    /// does, or a legacy one with complete claims.
+    pub fn verify_any(
+        &self,
+        token: &str,
+        now: i64,
+        audiences: &[String],
+    ) -> Result<Verified, JwtError> {
+        let payload = self.signed_payload(token)?;
+        let value: Value =
+            serde_json::from_slice(&payload).map_err(|_| JwtError::NotServiceAccount)?;
+        if value.get("iss").and_then(Value::as_str) == Some(LEGACY_ISSUER) {
+            let claims: LegacyClaims =
+                serde_json::from_value(value).map_err(|_| JwtError::NotServiceAccount)?;
+            check_legacy(&claims)?;
+            return Ok(Verified::Legacy(claims));
+        }
+        let claims: Claims =
+            serde_json::from_value(value).map_err(|_| JwtError::NotServiceAccount)?;
+        let shared = check_claims(&claims, now, audiences)?;
+        Ok(Verified::Bound(Box::new(claims), shared))
+    }
+
+    /// The decoded payload of `token` once its ES256 signature checks out.
+    fn signed_payload(&self, token: &str) -> Result<Vec<u8>, JwtError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(JwtError::Malformed);
         }
@@ -211,11 +296,26 @@ impl ServiceAccountKey {
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.public)
             .verify(signed.as_bytes(), &signature)
             .map_err(|_| JwtError::Signature)?;
-        let claims: Claims =
-            serde_json::from_slice(&decode(p)?).map_err(|_| JwtError::NotServiceAccount)?;
-        let shared = check_claims(&claims, now, audiences)?;
-        Ok((claims, shared))
+        decode(p)
     }
+}
+
+/// Upstream's legacy validator: every private claim present and the
+/// subject naming the same account.
+fn check_legacy(claims: &LegacyClaims) -> Result<(), JwtError> {
+    let expected = format!(
+        "system:serviceaccount:{}:{}",
+        claims.namespace, claims.service_account_name
+    );
+    if claims.namespace.is_empty()
+        || claims.secret_name.is_empty()
+        || claims.service_account_name.is_empty()
+        || claims.service_account_uid.is_empty()
+        || claims.sub != expected
+    {
+        return Err(JwtError::NotServiceAccount);
+    }
+    Ok(())
 }
 
 /// Issuer, time window and audiences, as upstream's validator checks them.
@@ -254,3 +354,29 @@ fn b64_json<T: Serialize>(v: &T) -> String {
 #[cfg(test)]
 #[path = "sa_token_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+mod legacy_tests {
+    use super::*;
+
+    #[test]
+    fn legacy_tokens_verify_without_expiry_and_bound_verify_refuses_them() {
+        let key = ServiceAccountKey::generate();
+        let claims = LegacyClaims::new("ns", "bot", "u1", "bot-token");
+        let token = key.sign_legacy(&claims).unwrap();
+        let aud = vec![ISSUER.to_string()];
+        // Far in the future: legacy tokens never expire.
+        let got = key.verify_any(&token, i64::MAX / 2, &aud).unwrap();
+        assert_eq!(got, Verified::Legacy(claims.clone()));
+        assert_eq!(key.verify(&token, 0, &aud), Err(JwtError::Issuer));
+        let other = ServiceAccountKey::generate();
+        assert_eq!(other.verify_any(&token, 0, &aud), Err(JwtError::Signature));
+        let mut bad = claims;
+        bad.sub = "system:serviceaccount:ns:other".into();
+        let token = key.sign_legacy(&bad).unwrap();
+        assert_eq!(
+            key.verify_any(&token, 0, &aud),
+            Err(JwtError::NotServiceAccount)
+        );
+    }
+}

@@ -6,6 +6,15 @@ use std::path::Path;
 use super::issue::{self, inspect};
 use super::*;
 
+/// A fresh PKI in a temporary directory (kept alive by the returned guard),
+/// for the tests of every pki file.
+pub(super) fn test_pki() -> (tempfile::TempDir, Pki) {
+    let dir = tempfile::tempdir().unwrap();
+    let names = serving_names("testhost", &[], &[], "cluster.local", "10.43.0.0/16").unwrap();
+    let pki = ensure(&dir.path().join("tls"), &names).unwrap();
+    (dir, pki)
+}
+
 fn names(extra: &[&str]) -> ServingNames {
     let sans: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
     serving_names(
@@ -159,7 +168,7 @@ fn serving_certificate_expiring_soon_is_reissued() {
     let n = names(&[]);
     let pki = ensure(&tls, &n).unwrap();
     let ca = issue::ensure_ca(&pki.server_ca_cert(), &pki.server_ca_key(), "x").unwrap();
-    issue::issue_serving_for_days(&pki.serving_cert(), &pki.serving_key(), &ca, &n, 30).unwrap();
+    issue::issue_serving(&pki.serving_cert(), &pki.serving_key(), &ca, &n, 30).unwrap();
     let short = read(&pki.serving_cert());
     ensure(&tls, &n).unwrap();
     let renewed = read(&pki.serving_cert());

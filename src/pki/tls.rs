@@ -75,13 +75,11 @@ pub fn server_config(pki: &Pki) -> Result<Arc<ServerConfig>, Error> {
     )
     .allow_unauthenticated()
     .build()?;
-    let mut chain = load_certs(&pki.serving_cert())?;
-    chain.truncate(1);
-    let key = load_key(&pki.serving_key())?;
+    pki.load_serving()?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)?;
+        .with_cert_resolver(Arc::new(super::live::ServingResolver(pki.live.clone())));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -124,14 +122,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-    fn test_pki() -> (tempfile::TempDir, Pki) {
-        let dir = tempfile::tempdir().unwrap();
-        let names =
-            super::super::serving_names("testhost", &[], &[], "cluster.local", "10.43.0.0/16")
-                .unwrap();
-        let pki = super::super::ensure(&dir.path().join("tls"), &names).unwrap();
-        (dir, pki)
-    }
+    use crate::pki::tests::test_pki;
 
     fn client_config(pki: &Pki, with_cert: bool) -> Arc<ClientConfig> {
         let builder = ClientConfig::builder_with_provider(provider())

@@ -224,6 +224,12 @@ impl Cluster {
             &service_cidr,
             "--cluster-dns",
             &format!("10.{}.0.10", 160 + n),
+            // The host's disk is not under test: a nearly full CI disk
+            // must not taint the node with disk pressure or start image GC.
+            "--eviction-hard",
+            "memory.available<1Mi",
+            "--image-gc-high-threshold",
+            "100",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -58,6 +58,49 @@ pub struct Creds {
     pub key: PathBuf,
 }
 
+impl Creds {
+    /// `METHOD url` with these credentials through curl (cheap enough to
+    /// poll with); (status, JSON body or Null).
+    pub fn request(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-sS", "--max-time", "20", "-X", method])
+            .arg("--cacert")
+            .arg(&self.ca)
+            .arg("--cert")
+            .arg(&self.cert)
+            .arg("--key")
+            .arg(&self.key)
+            .args(["-w", "\n%{http_code}"]);
+        let input = body.map(|b| b.to_string());
+        if input.is_some() {
+            cmd.args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                "@-",
+            ]);
+        }
+        cmd.arg(url);
+        let out = run_with_timeout(
+            &mut cmd,
+            input.as_deref().map(str::as_bytes),
+            CLIENT_TIMEOUT,
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let code: u16 = code.trim().parse().unwrap_or(0);
+        (
+            code,
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
 /// Writes the CA, client certificate and key embedded in `kubeconfig` to
 /// files in `dir`.
 pub fn creds_from_kubeconfig(kubeconfig: &Path, dir: &Path) -> Creds {

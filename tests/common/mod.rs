@@ -17,8 +17,54 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The binary under test.
-pub const NANOKUBE: &str = env!("CARGO_BIN_EXE_nanokube");
+/// The binary under test: the one cargo built, or the one named by
+/// `NANOKUBE_TEST_BIN` (how a release artefact such as the static
+/// `dist/nanokube` is put through the tests). Use it where a `&str` path
+/// goes: `Command::new(NANOKUBE)`, `Proc::spawn(.., NANOKUBE, ..)`.
+pub static NANOKUBE: &TestBin = &TestBin;
+
+/// The path of the binary under test, resolved once (see [`NANOKUBE`]).
+pub struct TestBin;
+
+impl TestBin {
+    fn path() -> &'static str {
+        static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        PATH.get_or_init(|| match std::env::var("NANOKUBE_TEST_BIN") {
+            // Absolute, so children started in another directory find it too.
+            Ok(p) if !p.is_empty() => std::fs::canonicalize(&p)
+                .unwrap_or_else(|e| panic!("NANOKUBE_TEST_BIN={p}: {e}"))
+                .to_str()
+                .unwrap_or_else(|| panic!("NANOKUBE_TEST_BIN={p}: not UTF-8"))
+                .to_string(),
+            _ => env!("CARGO_BIN_EXE_nanokube").to_string(),
+        })
+    }
+}
+
+impl std::ops::Deref for TestBin {
+    type Target = str;
+    fn deref(&self) -> &str {
+        Self::path()
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for TestBin {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        Self::path().as_ref()
+    }
+}
+
+impl AsRef<Path> for TestBin {
+    fn as_ref(&self) -> &Path {
+        Path::new(Self::path())
+    }
+}
+
+impl std::fmt::Display for TestBin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(Self::path())
+    }
+}
 
 /// How long a server may take to start answering.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -805,3 +851,6 @@ pub fn bench_mode(smoke_scale: f64) -> Option<(bool, f64)> {
 pub mod agent;
 pub mod hollow;
 pub mod images;
+pub mod multihost;
+pub mod services;
+pub mod users;

@@ -58,6 +58,9 @@ pub struct Settings {
     pub server_role: bool,
     /// TLS of the kubelet's HTTPS port.
     pub tls: Arc<rustls::ServerConfig>,
+    /// Writes the CNI config for the podCIDR (not with `--flannel-backend
+    /// none`: the user's CNI brings its own).
+    pub cni_config: bool,
 }
 
 /// What every pod worker shares.
@@ -186,6 +189,7 @@ pub async fn run<C: Client + Clone>(
             agent_dir: agent_dir.clone(),
             image_gc_high: settings.node.image_gc_high_threshold,
             image_gc_low: settings.node.image_gc_low_threshold,
+            eviction_hard: settings.node.eviction_hard.clone(),
             protected_images: vec![runtime.pause_image().to_string()],
         },
         cri.clone(),
@@ -196,7 +200,12 @@ pub async fn run<C: Client + Clone>(
 
     let ctx_node = node.clone();
     let mut cidr = node.pod_cidr();
-    node.set_network_ready(Err("waiting for the node's podCIDR".into()));
+    if settings.cni_config {
+        node.set_network_ready(Err("waiting for the node's podCIDR".into()));
+    } else {
+        // The user's CNI: containerd reports its readiness itself.
+        node.set_network_ready(Ok(()));
+    }
 
     {
         let settings = server::ServerSettings {
@@ -248,7 +257,7 @@ pub async fn run<C: Client + Clone>(
     tokio::pin!(shutdown);
     loop {
         let current = cidr.borrow_and_update().clone();
-        if let Some(c) = current {
+        if let Some(c) = current.filter(|_| settings.cni_config) {
             match runtime.write_cni_config(&c).await {
                 Ok(()) => ctx_node.set_network_ready(Ok(())),
                 Err(e) => ctx_node.set_network_ready(Err(format!("writing the CNI config: {e}"))),

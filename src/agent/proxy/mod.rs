@@ -1,17 +1,26 @@
 //! The service proxy: programs this node so that service addresses
 //! (ClusterIP, NodePort, externalIPs, LoadBalancer ingress) reach ready
-//! endpoints, like kube-proxy's iptables mode. Services, EndpointSlices
-//! and the own Node are followed into one [`model::State`]; changes are
-//! debounced, then `rules::generate` (pure) makes one batch that
-//! `iptables-restore --noflush` applies atomically. Only chains named
-//! `NK<instance>-…` and the jump rules to them are ever touched.
+//! endpoints, like kube-proxy. Services, EndpointSlices and the own Node
+//! are followed into one [`model::State`]; changes are debounced, then
+//! written in one atomic transaction per sync by the mode's backend:
+//! - nftables (default): `nft_rules::generate` (pure) → `nft -f -` into
+//!   the instance's own table `ip nk<instance>`, nothing else touched;
+//! - iptables: `rules::generate` (pure) → `iptables-restore --noflush`;
+//!   only chains named `NK<instance>-…` and the jumps to them are touched.
 
 mod iptables;
 mod model;
+mod nft_render;
+mod nft_rules;
+mod nftables;
 mod rules;
-// Beside rules.rs, not in it: the benchmark includes rules.rs alone.
+// Beside the generators, not in them: the benchmark includes those alone.
+#[cfg(test)]
+mod nft_rules_tests;
 #[cfg(test)]
 mod rules_tests;
+#[cfg(test)]
+mod test_fixtures;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -98,9 +107,10 @@ pub async fn run<C: Client + Clone>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     if settings.mode == ProxyMode::Nftables {
-        return Err(Error::Setup(
-            "proxy mode nftables is not supported yet; use --proxy-mode iptables".into(),
-        ));
+        tokio::task::spawn_blocking(nftables::check)
+            .await
+            .map_err(|e| Error::Setup(format!("proxy start task failed: {e}")))?
+            .map_err(|e| Error::Setup(e.to_string()))?;
     }
     let cfg = rules::Config {
         prefix: format!("NK{}", settings.instance),
@@ -125,9 +135,10 @@ pub async fn run<C: Client + Clone>(
     tracing::info!(
         prefix = cfg.prefix,
         service_cidr = settings.service_cidr,
-        "service proxy started (iptables)"
+        mode = ?settings.mode,
+        "service proxy started"
     );
-    let mut sync = Syncer::new(cfg.clone());
+    let mut sync = Backend::new(settings.mode, cfg.clone());
     let mut shutdown = std::pin::pin!(shutdown);
     let mut next_full = Instant::now() + RESYNC;
     let mut retry_at: Option<Instant> = None;
@@ -157,7 +168,7 @@ pub async fn run<C: Client + Clone>(
         };
         if full {
             next_full = Instant::now() + RESYNC;
-            sync.full = true;
+            sync.set_full();
         }
         let (back, result) = tokio::task::spawn_blocking(move || {
             let r = sync.sync(&snapshot);
@@ -173,7 +184,7 @@ pub async fn run<C: Client + Clone>(
             }
             Err(e) => {
                 tracing::warn!(error = %e, "proxy sync failed; retrying with a full sync");
-                sync.full = true;
+                sync.set_full();
                 retry_at = Some(Instant::now() + RETRY);
             }
         }
@@ -182,9 +193,13 @@ pub async fn run<C: Client + Clone>(
         inner.stopped = true;
     }
     let prefix = cfg.prefix.clone();
-    let removed = tokio::task::spawn_blocking(move || iptables::remove_all(&prefix))
-        .await
-        .map_err(|e| Error::Setup(format!("proxy cleanup task failed: {e}")))?;
+    let mode = settings.mode;
+    let removed = tokio::task::spawn_blocking(move || match mode {
+        ProxyMode::Iptables => iptables::remove_all(&prefix),
+        ProxyMode::Nftables => nftables::remove_all(&prefix),
+    })
+    .await
+    .map_err(|e| Error::Setup(format!("proxy cleanup task failed: {e}")))?;
     tracing::info!("service proxy stopped; rules removed");
     removed
 }
@@ -285,8 +300,38 @@ fn follow_all<C: Client + Clone>(
     );
 }
 
-/// The state between syncs: what was written, for stale-chain removal and
-/// UDP conntrack flushes.
+/// The writer of the chosen mode.
+enum Backend {
+    Iptables(Syncer),
+    Nftables(nftables::Syncer),
+}
+
+impl Backend {
+    fn new(mode: ProxyMode, cfg: rules::Config) -> Backend {
+        match mode {
+            ProxyMode::Iptables => Backend::Iptables(Syncer::new(cfg)),
+            ProxyMode::Nftables => Backend::Nftables(nftables::Syncer::new(cfg)),
+        }
+    }
+
+    /// The next sync rewrites everything.
+    fn set_full(&mut self) {
+        match self {
+            Backend::Iptables(s) => s.full = true,
+            Backend::Nftables(s) => s.full = true,
+        }
+    }
+
+    fn sync(&mut self, state: &State) -> Result<Duration, Error> {
+        match self {
+            Backend::Iptables(s) => s.sync(state),
+            Backend::Nftables(s) => s.sync(state),
+        }
+    }
+}
+
+/// The iptables mode's state between syncs: what was written, for
+/// stale-chain removal and UDP conntrack flushes.
 struct Syncer {
     cfg: rules::Config,
     written: BTreeMap<&'static str, BTreeSet<String>>,

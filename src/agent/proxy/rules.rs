@@ -66,7 +66,7 @@ pub fn fixed_chains(prefix: &str) -> [(&'static str, String); 6] {
 
 /// FNV-1a 64, printed as 15 hex digits: `NK` + 8 + `-S-` + 15 = 28, the
 /// longest chain name iptables takes.
-fn hash(parts: &[&str]) -> String {
+pub fn hash(parts: &[&str]) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
     for p in parts {
         for b in p.bytes().chain(std::iter::once(0)) {
@@ -77,9 +77,39 @@ fn hash(parts: &[&str]) -> String {
     format!("{:015X}", h >> 4)
 }
 
+/// A service's cluster IPs (the cluster DNS address left out: the DNS
+/// serves it itself) and its external and LoadBalancer addresses.
+pub fn addresses<'a>(cfg: &Config, svc: &'a Service) -> (Vec<&'a String>, Vec<&'a String>) {
+    let cluster_ips = svc
+        .cluster_ips
+        .iter()
+        .filter(|ip| cfg.skip_ip.as_ref() != Some(*ip))
+        .collect();
+    let externals = svc.external_ips.iter().chain(&svc.lb_ips).collect();
+    (cluster_ips, externals)
+}
+
+/// Notes, for the conntrack flushes, every address (and `:nodePort`) a UDP
+/// service port answers on with its endpoints as `ip:port`.
+pub fn record_udp(
+    udp: &mut BTreeMap<String, BTreeSet<String>>,
+    cluster_ips: &[&String],
+    externals: &[&String],
+    port: &ServicePort,
+    eps: &[(&Endpoint, u16)],
+) {
+    let set: BTreeSet<String> = eps.iter().map(|(e, n)| format!("{}:{n}", e.ip)).collect();
+    for ip in cluster_ips.iter().chain(externals) {
+        udp.insert((*ip).clone(), set.clone());
+    }
+    if let Some(np) = port.node_port {
+        udp.insert(format!(":{np}"), set);
+    }
+}
+
 /// The endpoints of one service port: ready ones; when there are none,
 /// serving terminating ones (upstream's fallback).
-fn endpoints_of<'a>(slices: &[&'a Slice], port: &ServicePort) -> Vec<(&'a Endpoint, u16)> {
+pub fn endpoints_of<'a>(slices: &[&'a Slice], port: &ServicePort) -> Vec<(&'a Endpoint, u16)> {
     let mut all: Vec<(&Endpoint, u16)> = Vec::new();
     let mut seen = BTreeSet::new();
     for slice in slices {
@@ -224,20 +254,9 @@ impl Out<'_> {
         let cluster_chain = format!("{p}-S-{h}");
         let local_chain = format!("{p}-L-{h}");
         let ext_chain = format!("{p}-X-{h}");
-        let cluster_ips: Vec<&String> = svc
-            .cluster_ips
-            .iter()
-            .filter(|ip| self.cfg.skip_ip.as_ref() != Some(*ip))
-            .collect();
-        let externals: Vec<&String> = svc.external_ips.iter().chain(&svc.lb_ips).collect();
+        let (cluster_ips, externals) = addresses(self.cfg, svc);
         if proto == "udp" {
-            let set: BTreeSet<String> = eps.iter().map(|(e, n)| format!("{}:{n}", e.ip)).collect();
-            for ip in cluster_ips.iter().chain(&externals) {
-                self.udp.insert((*ip).clone(), set.clone());
-            }
-            if let Some(np) = port.node_port {
-                self.udp.insert(format!(":{np}"), set);
-            }
+            record_udp(&mut self.udp, &cluster_ips, &externals, port, &eps);
         }
         // Filter verdicts for what has nowhere to go.
         let (int_verdict, ext_verdict) = if eps.is_empty() {

@@ -1,9 +1,13 @@
 //! The node's CNI network: one conflist in `A/etc/cni/net.d/` that the
 //! CRI plugin reads (it watches the directory and picks changes up).
 //!
-//! bridge (`nk<id>`, gateway, masquerade, hairpin) with host-local IPAM over
-//! the node's pod CIDR, then portmap for hostPort. Loopback is set up by the
-//! CRI plugin itself. cniVersion 0.4.0 suits Debian's plugins (1.1.1).
+//! bridge (`nk<id>`, gateway, hairpin) with host-local IPAM over the node's
+//! pod CIDR, then portmap for hostPort. Loopback is set up by the CRI plugin
+//! itself. cniVersion 0.4.0 suits Debian's plugins (1.1.1).
+//!
+//! No `ipMasq`: the bridge plugin would masquerade everything leaving the
+//! node's /24, pods on other nodes included; `agent::network` masquerades
+//! only what leaves the cluster network, so pod → pod keeps the pod IP.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -43,7 +47,7 @@ pub fn conflist(
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -93,7 +97,7 @@ mod tests {
         assert_eq!(bridge["type"], "bridge");
         assert_eq!(bridge["bridge"], "nk0123abcd");
         assert_eq!(bridge["isGateway"], true);
-        assert_eq!(bridge["ipMasq"], true);
+        assert_eq!(bridge["ipMasq"], false);
         assert_eq!(bridge["hairpinMode"], true);
         assert_eq!(bridge["ipam"]["ranges"][0][0]["subnet"], "10.42.0.0/24");
         assert_eq!(bridge["ipam"]["routes"][0]["dst"], "0.0.0.0/0");

@@ -199,4 +199,65 @@ pub(super) static RESOURCES: &[Resource] = &[
         storage: "authentication.k8s.io/tokenreviews",
         ..group("authentication.k8s.io")
     },
+    // Answered from the authorizer chain, never stored (verbs/review.rs).
+    Resource {
+        kind: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        namespaced: false,
+        verbs: &["create"],
+        definition: Some("io.k8s.api.authentication.v1.SelfSubjectReview"),
+        storage: "authentication.k8s.io/selfsubjectreviews",
+        ..group("authentication.k8s.io")
+    },
+    // kubectl 1.27 asks v1beta1 (no schema: k8s-openapi has only v1).
+    Resource {
+        kind: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "selfsubjectreview",
+        namespaced: false,
+        version: "v1beta1",
+        verbs: &["create"],
+        storage: "authentication.k8s.io/selfsubjectreviews",
+        ..group("authentication.k8s.io")
+    },
+    Resource {
+        kind: "SelfSubjectAccessReview",
+        plural: "selfsubjectaccessreviews",
+        singular: "selfsubjectaccessreview",
+        namespaced: false,
+        verbs: &["create"],
+        definition: Some("io.k8s.api.authorization.v1.SelfSubjectAccessReview"),
+        storage: "authorization.k8s.io/selfsubjectaccessreviews",
+        ..group("authorization.k8s.io")
+    },
+    Resource {
+        kind: "SubjectAccessReview",
+        plural: "subjectaccessreviews",
+        singular: "subjectaccessreview",
+        namespaced: false,
+        verbs: &["create"],
+        definition: Some("io.k8s.api.authorization.v1.SubjectAccessReview"),
+        storage: "authorization.k8s.io/subjectaccessreviews",
+        ..group("authorization.k8s.io")
+    },
+    Resource {
+        kind: "LocalSubjectAccessReview",
+        plural: "localsubjectaccessreviews",
+        singular: "localsubjectaccessreview",
+        verbs: &["create"],
+        definition: Some("io.k8s.api.authorization.v1.LocalSubjectAccessReview"),
+        storage: "authorization.k8s.io/localsubjectaccessreviews",
+        ..group("authorization.k8s.io")
+    },
+    Resource {
+        kind: "SelfSubjectRulesReview",
+        plural: "selfsubjectrulesreviews",
+        singular: "selfsubjectrulesreview",
+        namespaced: false,
+        verbs: &["create"],
+        definition: Some("io.k8s.api.authorization.v1.SelfSubjectRulesReview"),
+        storage: "authorization.k8s.io/selfsubjectrulesreviews",
+        ..group("authorization.k8s.io")
+    },
 ];

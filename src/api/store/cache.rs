@@ -212,6 +212,12 @@ impl Cache {
         true
     }
 
+    /// The revision of the last event applied to this prefix: unchanged
+    /// while nothing under it changed (derived indexes rebuild on change).
+    pub fn last_applied(&self) -> i64 {
+        self.lock().last_applied
+    }
+
     pub fn get(&self, suffix: &str) -> Option<Stored> {
         self.lock().objects.get(suffix).cloned()
     }

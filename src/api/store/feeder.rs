@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use super::cache::Cache;
 use super::{prefix_end, set_resource_version, Db, StoreError};
 use crate::datastore::{Backend, EventKind, RangeRequest, WatchMessage, WatchRequest};
+use crate::encryption::Encryption;
 
 const ROOT: &str = "/registry/";
 
@@ -35,8 +36,18 @@ fn locate<'k>(storages: &[String], key: &'k str) -> Option<(usize, &'k str, &'k 
     Some((index, suffix, namespace))
 }
 
-fn parse(value: &[u8], key: &str, revision: i64) -> Option<Value> {
-    match serde_json::from_slice::<Value>(value) {
+fn parse(enc: Option<&Encryption>, value: &[u8], key: &str, revision: i64) -> Option<Value> {
+    let value = match enc.map(|e| e.unseal(key, value)) {
+        None => std::borrow::Cow::Borrowed(value),
+        Some(Ok(plain)) => plain,
+        Some(Err(e)) => {
+            // Loud, and never the value: the object stays invisible (as a
+            // value that is not json) until its key is back in the key file.
+            tracing::error!(key, error = %e, "skipping stored object that does not decrypt");
+            return None;
+        }
+    };
+    match serde_json::from_slice::<Value>(&value) {
         Ok(mut v) => {
             set_resource_version(&mut v, revision);
             Some(v)
@@ -49,7 +60,12 @@ fn parse(value: &[u8], key: &str, revision: i64) -> Option<Value> {
     }
 }
 
-async fn load(db: &Db, storages: &[String], caches: &[Arc<Cache>]) -> Result<i64, StoreError> {
+async fn load(
+    db: &Db,
+    storages: &[String],
+    caches: &[Arc<Cache>],
+    enc: Option<&Encryption>,
+) -> Result<i64, StoreError> {
     let resp = db
         .range(RangeRequest {
             key: ROOT.as_bytes().to_vec(),
@@ -60,7 +76,7 @@ async fn load(db: &Db, storages: &[String], caches: &[Arc<Cache>]) -> Result<i64
     for kv in resp.kvs {
         let key = String::from_utf8_lossy(&kv.key);
         if let Some((i, suffix, _)) = locate(storages, &key) {
-            if let Some(v) = parse(&kv.value, &key, kv.mod_revision) {
+            if let Some(v) = parse(enc, &kv.value, &key, kv.mod_revision) {
                 caches[i].load(suffix.to_string(), v);
             }
         }
@@ -68,14 +84,18 @@ async fn load(db: &Db, storages: &[String], caches: &[Arc<Cache>]) -> Result<i64
     Ok(resp.revision)
 }
 
-pub(super) async fn start(db: Arc<Db>, storages: &[&str]) -> Result<Started, StoreError> {
+pub(super) async fn start(
+    db: Arc<Db>,
+    storages: &[&str],
+    enc: Option<Arc<Encryption>>,
+) -> Result<Started, StoreError> {
     let names: Vec<String> = storages.iter().map(|s| s.to_string()).collect();
     let revision = db.current_revision();
     let list: Vec<Arc<Cache>> = names
         .iter()
         .map(|_| Arc::new(Cache::new(revision)))
         .collect();
-    let loaded = load(&db, &names, &list).await?;
+    let loaded = load(&db, &names, &list, enc.as_deref()).await?;
     let watcher = db
         .watch(WatchRequest {
             key: ROOT.as_bytes().to_vec(),
@@ -88,7 +108,7 @@ pub(super) async fn start(db: Arc<Db>, storages: &[&str]) -> Result<Started, Sto
     let (progress_tx, progress_rx) = mpsc::channel(1);
     let caches: HashMap<String, Arc<Cache>> =
         names.iter().cloned().zip(list.iter().cloned()).collect();
-    tokio::spawn(feed(watcher, names, list, rev_tx, progress_rx));
+    tokio::spawn(feed(watcher, names, list, rev_tx, progress_rx, enc));
     Ok((caches, rev_rx, progress_tx))
 }
 
@@ -98,6 +118,7 @@ async fn feed(
     caches: Vec<Arc<Cache>>,
     revision: watch::Sender<i64>,
     mut progress: mpsc::Receiver<()>,
+    enc: Option<Arc<Encryption>>,
 ) {
     loop {
         let msg = tokio::select! {
@@ -118,10 +139,12 @@ async fn feed(
                         continue;
                     };
                     let object = match ev.kind {
-                        EventKind::Put => match parse(&ev.kv.value, &key, ev.kv.mod_revision) {
-                            Some(v) => Some(v),
-                            None => continue,
-                        },
+                        EventKind::Put => {
+                            match parse(enc.as_deref(), &ev.kv.value, &key, ev.kv.mod_revision) {
+                                Some(v) => Some(v),
+                                None => continue,
+                            }
+                        }
                         EventKind::Delete => None,
                     };
                     caches[i].apply(suffix, namespace, object, ev.kv.mod_revision);

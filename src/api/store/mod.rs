@@ -24,6 +24,7 @@ use crate::datastore::{
     Backend, Compare, CompareResult, CompareTarget, DeleteRequest, PutRequest, RangeRequest,
     SqliteBackend, TxnOp, TxnRequest,
 };
+use crate::encryption::Encryption;
 
 /// The datastore implementation the API layer runs on.
 pub type Db = SqliteBackend;
@@ -42,6 +43,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("datastore: {0}")]
     Datastore(String),
+    #[error("{0}")]
+    Encryption(#[from] crate::encryption::Error),
 }
 
 impl From<crate::datastore::Error> for StoreError {
@@ -66,6 +69,9 @@ pub struct Store {
     revision: watch::Receiver<i64>,
     progress: mpsc::Sender<()>,
     heartbeats: heartbeat::Heartbeats,
+    /// Encrypts Secret values on the way in, decrypts every value on the
+    /// way out (`None`: values are stored as they are).
+    encryption: Option<Arc<Encryption>>,
 }
 
 /// Sets `metadata.resourceVersion` (stored bytes never carry it).
@@ -78,14 +84,20 @@ pub fn set_resource_version(obj: &mut Value, revision: i64) {
 impl Store {
     /// Loads every object under `/registry/` for the given storage segments
     /// and starts the feeder. Returns when the caches are filled.
-    pub async fn open(db: Arc<Db>, storages: &[&str]) -> Result<Arc<Store>, StoreError> {
-        let (caches, revision, progress) = feeder::start(db.clone(), storages).await?;
+    pub async fn open(
+        db: Arc<Db>,
+        storages: &[&str],
+        encryption: Option<Arc<Encryption>>,
+    ) -> Result<Arc<Store>, StoreError> {
+        let (caches, revision, progress) =
+            feeder::start(db.clone(), storages, encryption.clone()).await?;
         let store = Arc::new(Store {
             db,
             caches,
             revision,
             progress,
             heartbeats: Default::default(),
+            encryption,
         });
         heartbeat::start_flusher(Arc::downgrade(&store));
         Ok(store)
@@ -167,7 +179,7 @@ impl Store {
             })
             .await?;
         match resp.kvs.into_iter().next() {
-            Some(kv) => Ok(Some(decode(&kv.value, kv.mod_revision)?)),
+            Some(kv) => Ok(Some(self.decode(&kv.key, &kv.value, kv.mod_revision)?)),
             None => Ok(None),
         }
     }
@@ -194,7 +206,7 @@ impl Store {
             .await?;
         let mut out = Vec::with_capacity(resp.kvs.len());
         for kv in resp.kvs {
-            let cur = decode(&kv.value, kv.mod_revision)?;
+            let cur = self.decode(&kv.key, &kv.value, kv.mod_revision)?;
             out.push((String::from_utf8_lossy(&kv.key).into_owned(), cur.object));
         }
         Ok((out, resp.revision, resp.more))
@@ -227,7 +239,7 @@ impl Store {
     pub async fn create(&self, key: &str, value: Vec<u8>, lease: i64) -> Result<i64, StoreError> {
         let put = TxnOp::Put(PutRequest {
             key: key.as_bytes().to_vec(),
-            value,
+            value: self.seal(key, value)?,
             lease,
             ..Default::default()
         });
@@ -249,7 +261,7 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let put = TxnOp::Put(PutRequest {
             key: key.as_bytes().to_vec(),
-            value,
+            value: self.seal(key, value)?,
             ..Default::default()
         });
         self.guarded(
@@ -274,6 +286,25 @@ impl Store {
             StoreError::Conflict,
         )
         .await
+    }
+
+    /// The value to store under `key` (Secrets encrypted when that is on).
+    fn seal(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+        match &self.encryption {
+            Some(e) => Ok(e.seal(key, value)?),
+            None => Ok(value),
+        }
+    }
+
+    /// A stored value as an object: decrypted when it was encrypted.
+    fn decode(&self, key: &[u8], bytes: &[u8], mod_revision: i64) -> Result<Current, StoreError> {
+        match &self.encryption {
+            Some(e) => decode(
+                &e.unseal(&String::from_utf8_lossy(key), bytes)?,
+                mod_revision,
+            ),
+            None => decode(bytes, mod_revision),
+        }
     }
 
     /// The compacted revision: history before it is gone.

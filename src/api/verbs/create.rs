@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::{encode, scoped, served_owned, store_error, to_storage};
+use crate::api::admission::{Operation, Request};
 use crate::api::error::ApiError;
 use crate::api::meta::{self, meta_mut};
 use crate::api::registry::Resource;
@@ -26,6 +27,9 @@ impl Api {
         super::check_body(r, &mut obj, opts)?;
         if r.group == "authentication.k8s.io" && r.plural == "tokenreviews" {
             return self.review_token(obj).await;
+        }
+        if let Some(answer) = self.review(r, namespace, &obj, opts).await {
+            return answer;
         }
         let namespace = scoped(r, namespace);
         set_namespace(r, namespace, &mut obj)?;
@@ -53,8 +57,11 @@ impl Api {
         (r.strategy.defaults)(&mut obj);
         (r.strategy.prepare_create)(&mut obj);
         if r.group.is_empty() && r.plural == "pods" {
-            self.apply_account_automount(&mut obj).await;
+            self.apply_account_automount(&mut obj).await?;
         }
+        let admitted_name = meta::name(&obj).to_string();
+        let admission = Request::new(Operation::Create, r, None, namespace, &admitted_name, opts);
+        self.admit_mutate(&admission, &mut obj, None).await?;
         let m = meta_mut(&mut obj);
         for k in [
             "resourceVersion",
@@ -86,6 +93,7 @@ impl Api {
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }
+        self.admit_validate(&admission, &obj, None).await?;
         if opts.dry_run {
             return Ok(obj);
         }
@@ -126,33 +134,6 @@ impl Api {
         *self.event_lease.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((grant.id, std::time::Instant::now()));
         Ok(grant.id)
-    }
-
-    /// Upstream's NamespaceLifecycle admission: no new content in missing
-    /// or terminating namespaces.
-    pub(super) async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
-        let namespaces = self
-            .registry
-            .find("", "v1", "namespaces")
-            .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
-        let found = match self.store.cache(namespaces.storage).and_then(|c| c.get(ns)) {
-            Some(s) => Some(s.object),
-            None => {
-                // Maybe created a moment ago: catch up before saying no.
-                self.store.sync().await.map_err(ApiError::internal)?;
-                self.store
-                    .cache(namespaces.storage)
-                    .and_then(|c| c.get(ns))
-                    .map(|s| s.object)
-            }
-        };
-        match found {
-            None => Err(ApiError::not_found(namespaces, ns)),
-            Some(obj) if meta::is_deleting(&obj) => Err(ApiError::Forbidden(format!(
-                "unable to create new content in namespace {ns} because it is being terminated"
-            ))),
-            Some(_) => Ok(()),
-        }
     }
 }
 

@@ -42,6 +42,8 @@ impl Api {
             return Err(ApiError::MethodNotAllowed);
         }
         let namespace = scoped(r, namespace);
+        self.admit_delete(r, namespace, name, opts.user.as_deref())
+            .await?;
         let key = r.key(namespace, name);
         for _ in 0..RETRIES {
             let (stored, mod_revision) = self.current(r, namespace, name).await?;

@@ -6,6 +6,7 @@ mod delete;
 mod eviction;
 mod list;
 mod patch;
+mod review;
 mod service;
 mod subresource;
 mod token;

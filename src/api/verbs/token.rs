@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde_json::{json, Value};
 
 use crate::api::error::ApiError;
@@ -14,7 +16,8 @@ use crate::api::registry::Resource;
 use crate::api::validation as v;
 use crate::api::Api;
 use crate::pki::{
-    KubernetesClaim, ServiceAccountKey, TokenClaims, TokenRef, SERVICE_ACCOUNT_ISSUER,
+    KubernetesClaim, LegacyClaims, ServiceAccountKey, TokenClaims, TokenRef, VerifiedToken,
+    SERVICE_ACCOUNT_ISSUER,
 };
 
 /// The signing key, set once at start (as the admission defaults are).
@@ -49,6 +52,16 @@ fn invalid(name: &str, causes: Vec<v::FieldCause>) -> ApiError {
         name: name.into(),
         causes,
     }
+}
+
+/// The audiences of `a` that `b` also names.
+fn intersect(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter().filter(|x| b.contains(x)).cloned().collect()
+}
+
+fn is_deleting(obj: &Value) -> bool {
+    obj.pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
 }
 
 fn now_seconds() -> i64 {
@@ -260,9 +273,15 @@ impl Api {
         } else {
             audiences.to_vec()
         };
-        let (claims, shared) = key
-            .verify(token, now_seconds(), &audiences)
-            .map_err(|e| e.to_string())?;
+        let (claims, shared) = match key
+            .verify_any(token, now_seconds(), &audiences)
+            .map_err(|e| e.to_string())?
+        {
+            VerifiedToken::Bound(claims, shared) => (claims, shared),
+            VerifiedToken::Legacy(claims) => {
+                return self.authenticate_legacy(token, &claims, &audiences).await
+            }
+        };
         let k = &claims.kubernetes;
         let ns = Some(k.namespace.as_str());
         // A token outlives nothing it names: each must exist with its uid.
@@ -317,41 +336,124 @@ impl Api {
         })
     }
 
-    /// The account half of the ServiceAccount admission: a pod that does
-    /// not decide itself gets no token volume when its account opts out
-    /// (`automountServiceAccountToken: false`). A missing account changes
-    /// nothing (upstream refuses the pod; the `default` account may still
-    /// be on its way in a new namespace).
-    pub(super) async fn apply_account_automount(&self, pod: &mut Value) {
-        if pod
-            .pointer("/spec/automountServiceAccountToken")
-            .is_some_and(|v| !v.is_null())
-        {
-            return;
+    /// A legacy token for `secret` of account `name` (`uid`), signed with
+    /// the bound tokens' key (the token controller fills Secrets with it).
+    pub fn sign_legacy_token(
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        secret: &str,
+    ) -> Result<String, String> {
+        let key = KEY.get().ok_or("no service account signing key")?;
+        key.sign_legacy(&LegacyClaims::new(namespace, name, uid, secret))
+    }
+
+    /// Upstream's legacy validator after the signature: the token's
+    /// audiences are the API server's own, its Secret must still exist
+    /// and hold exactly this token, and its account must exist with the
+    /// uid it names.
+    async fn authenticate_legacy(
+        &self,
+        token: &str,
+        claims: &LegacyClaims,
+        audiences: &[String],
+    ) -> Result<TokenUser, String> {
+        let shared = intersect(&api_audiences(), audiences);
+        if shared.is_empty() {
+            return Err("token audiences is invalid".into());
         }
+        let ns = Some(claims.namespace.as_str());
+        let secrets = self.resource_of("secrets").map_err(|e| e.to_string())?;
+        let secret = match self.get(secrets, ns, &claims.secret_name).await {
+            Ok(s) if !is_deleting(&s) => s,
+            _ => return Err("token has been invalidated".into()),
+        };
+        let stored = secret
+            .pointer("/data/token")
+            .and_then(Value::as_str)
+            .and_then(|b| STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        if !crate::pki::secrets_equal(&stored, token) {
+            return Err("token does not match server's copy".into());
+        }
+        let accounts = self
+            .resource_of("serviceaccounts")
+            .map_err(|e| e.to_string())?;
+        let name = &claims.service_account_name;
+        match self.get(accounts, ns, name).await {
+            Ok(sa) if is_deleting(&sa) => {
+                return Err(format!("service account {name} has been deleted"))
+            }
+            Ok(sa) if meta::uid(&sa) == Some(claims.service_account_uid.as_str()) => {}
+            Ok(_) => {
+                return Err(format!(
+                    "service account UID ({}) does not match claim",
+                    claims.service_account_uid
+                ))
+            }
+            Err(_) => return Err(format!("service account \"{name}\" not found")),
+        }
+        Ok(TokenUser {
+            username: claims.sub.clone(),
+            uid: claims.service_account_uid.clone(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{}", claims.namespace),
+                "system:authenticated".into(),
+            ],
+            extra: BTreeMap::new(),
+            audiences: shared,
+        })
+    }
+
+    /// The account half of the ServiceAccount admission, for every pod
+    /// created (by users and controllers alike, as upstream): the account
+    /// must exist, and a pod that does not decide itself gets no token
+    /// volume when its account opts out (`automountServiceAccountToken:
+    /// false`). Mirror pods are exempt, as upstream; so is a missing
+    /// `default` account, which the serviceaccount controller may not have
+    /// created yet in a brand-new namespace (upstream retries a live
+    /// lookup; refusing would race with that controller).
+    pub(super) async fn apply_account_automount(&self, pod: &mut Value) -> Result<(), ApiError> {
         let ns = meta::meta_str(pod, "namespace").unwrap_or("").to_string();
         let Some(account) = pod
             .pointer("/spec/serviceAccountName")
             .and_then(Value::as_str)
             .map(str::to_string)
         else {
-            return;
+            return Ok(());
         };
-        let Ok(r) = self.resource_of("serviceaccounts") else {
-            return;
+        let mirror = pod
+            .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
+            .is_some();
+        let r = self.resource_of("serviceaccounts")?;
+        let sa = match self.get(r, Some(&ns), &account).await {
+            Ok(sa) => sa,
+            Err(ApiError::NotFound { .. }) if !mirror && account != "default" => {
+                return Err(ApiError::Forbidden(format!(
+                    "pods \"{}\" is forbidden: error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found",
+                    meta::name(pod)
+                )));
+            }
+            Err(ApiError::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(e),
         };
-        let Ok(sa) = self.get(r, Some(&ns), &account).await else {
-            return;
-        };
+        if pod
+            .pointer("/spec/automountServiceAccountToken")
+            .is_some_and(|v| !v.is_null())
+        {
+            return Ok(());
+        }
         if sa
             .get("automountServiceAccountToken")
             .and_then(Value::as_bool)
             != Some(false)
         {
-            return;
+            return Ok(());
         }
         let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
-            return;
+            return Ok(());
         };
         // Only the volume the admission added: its name and token source.
         let ours = |v: &Value| {
@@ -362,10 +464,10 @@ impl Api {
                     == Some(&json!(3607))
         };
         let Some(vols) = spec.get_mut("volumes").and_then(Value::as_array_mut) else {
-            return;
+            return Ok(());
         };
         let Some(pos) = vols.iter().position(ours) else {
-            return;
+            return Ok(());
         };
         let removed = vols.remove(pos);
         let name = removed.get("name").cloned().unwrap_or(Value::Null);
@@ -379,6 +481,7 @@ impl Api {
                 }
             }
         }
+        Ok(())
     }
 
     /// `POST tokenreviews`: who a token is, never stored.

@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::create::check_type;
 use super::{scoped, served_owned, store_error};
+use crate::api::admission::{Operation, Request};
 use crate::api::error::ApiError;
 use crate::api::meta::{self, meta_mut};
 use crate::api::registry::Resource;
@@ -99,6 +100,9 @@ impl Api {
             if unchanged(&new, &old) {
                 return Ok(old);
             }
+            let admission = Request::new(Operation::Update, r, subresource, namespace, name, opts);
+            self.admit_mutate(&admission, &mut new, Some(&old)).await?;
+            self.admit_validate(&admission, &new, Some(&old)).await?;
             if opts.dry_run {
                 return Ok(new);
             }

@@ -3,10 +3,11 @@
 //! `usage.rs`). A change to a counted object looks at its namespace's
 //! quotas again after a short pause (bursts count once); every quota is
 //! also recomputed every five minutes. Status is written only when it
-//! changed. Admission enforcement is not done here.
+//! changed. Admission (`api/admission/quota.rs`) charges creates in
+//! `status.used` ahead of this recount; both use `api::quota::usage`.
 
-pub mod quantity;
-mod usage;
+pub use crate::api::quota::quantity;
+use crate::api::quota::usage::{self, Source};
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -96,11 +97,13 @@ fn quotas() -> ResourceId {
     ResourceId::new("", "v1", "resourcequotas")
 }
 
-/// Quota names per namespace, and the namespaces with a recount pending.
+/// Quota names per namespace, the namespaces with a recount pending, and
+/// each quota's last seen spec.
 #[derive(Default)]
 struct Index {
     quotas: HashMap<String, HashSet<String>>,
     pending: HashSet<String>,
+    specs: HashMap<String, String>,
 }
 
 pub fn start(ctx: &Ctx) {
@@ -114,13 +117,25 @@ pub fn start(ctx: &Ctx) {
             quotas(),
             Some(RESYNC),
             move |change, quota| {
+                let mut spec_changed = true;
                 if let Ok(mut ix) = index.lock() {
                     let names = ix.quotas.entry(namespace(quota).to_string()).or_default();
+                    let key = format!("{}/{}", namespace(quota), name(quota));
                     if change == Change::Deleted {
                         names.remove(name(quota));
+                        ix.specs.remove(&key);
                     } else {
                         names.insert(name(quota).to_string());
+                        let spec = quota.get("spec").map(Value::to_string).unwrap_or_default();
+                        spec_changed = ix.specs.insert(key, spec.clone()) != Some(spec);
                     }
+                }
+                // Status-only changes are this controller's own writes or
+                // admission's charges: recounting on them would undo a
+                // charge whose object is not written yet (as upstream, only
+                // spec changes and resyncs count again).
+                if change == Change::Modified && !spec_changed {
+                    return;
                 }
                 if let Some(k) = ObjectKey::of(quota) {
                     q.add(k);
@@ -194,27 +209,21 @@ impl QuotaController {
 
     /// Reads only the kinds the quota's resources need.
     async fn objects(&self, ns: &str, hard: &Map<String, Value>) -> Result<usage::Objects, Error> {
-        let wants = |p: &dyn Fn(&str) -> bool| hard.keys().any(|k| p(k));
+        let wants = |want: Source| hard.keys().any(|k| usage::source(k) == want);
         let mut objs = usage::Objects::default();
-        let pod_keys = ["pods", "count/pods", "cpu", "memory", "ephemeral-storage"];
-        if wants(&|k| {
-            pod_keys.contains(&k)
-                || k.starts_with("requests.") && !k.ends_with("storage")
-                || k.starts_with("limits.")
-                || k == "requests.ephemeral-storage"
-        }) {
+        if wants(Source::Pods) {
             objs.pods = self.list(ResourceId::new("", "v1", "pods"), ns).await?;
         }
-        if wants(&|k| k.starts_with("services") || k == "count/services") {
+        if wants(Source::Services) {
             objs.services = self.list(ResourceId::new("", "v1", "services"), ns).await?;
         }
-        if wants(&|k| k.contains("persistentvolumeclaims") || k.ends_with("requests.storage")) {
+        if wants(Source::Claims) {
             objs.claims = self
                 .list(ResourceId::new("", "v1", "persistentvolumeclaims"), ns)
                 .await?;
         }
         for (key, g, v, p) in COUNTED {
-            if hard.contains_key(*key) || hard.contains_key(&format!("count/{key}")) {
+            if wants(Source::Count(key)) {
                 let n = self.list(ResourceId::new(g, v, p), ns).await?.len();
                 objs.counts.insert(key.to_string(), n);
             }

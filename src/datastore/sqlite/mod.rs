@@ -6,6 +6,7 @@ mod read;
 mod readers;
 mod rules;
 mod schema;
+mod snapshot;
 mod timers;
 mod txn;
 mod watch;
@@ -26,6 +27,8 @@ use super::types::*;
 use super::{Backend, Watcher};
 use readers::Readers;
 use writer::{Done, Op, Request, Writer};
+
+pub use snapshot::{peek, restore, save, SnapshotError, SnapshotInfo};
 
 /// Tuning of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -109,6 +112,12 @@ impl SqliteBackend {
             .spawn(move || writer.run())?;
         let timers = timers::spawn(shared.clone(), tx.clone(), options);
         Ok(Arc::new(SqliteBackend { shared, tx, timers }))
+    }
+
+    /// Writes a consistent copy of the store to `dest` (see
+    /// [`snapshot::save`]). Blocking: call it off the async threads.
+    pub fn snapshot(&self, dest: &Path) -> std::result::Result<SnapshotInfo, SnapshotError> {
+        snapshot::save(&self.shared.path, dest)
     }
 
     async fn submit(&self, op: Op) -> Result<Done> {

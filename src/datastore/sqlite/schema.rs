@@ -81,14 +81,7 @@ pub struct Loaded {
 }
 
 pub fn load(conn: &Connection) -> Result<Loaded> {
-    let compact_revision: i64 = conn
-        .query_row(
-            "SELECT value FROM meta WHERE name = 'compact_revision'",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
+    let compact_revision = stored_compact_revision(conn)?;
     let mut index = Index::default();
     let mut max_id = 0i64;
     {
@@ -199,6 +192,29 @@ pub fn value_of(conn: &Connection, id: i64) -> Result<Option<Vec<u8>>> {
         .query_row([id], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))
         .optional()?;
     row.map(|(stored, codec)| decode(stored, codec)).transpose()
+}
+
+/// The compaction point recorded in the meta table (0 when never compacted).
+fn stored_compact_revision(conn: &Connection) -> rusqlite::Result<i64> {
+    Ok(conn
+        .query_row(
+            "SELECT value FROM meta WHERE name = 'compact_revision'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// The newest revision a store file holds and its compaction point, as
+/// [`load`] computes them, without reading the whole log.
+pub fn stored_revision(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    let compact_revision = stored_compact_revision(conn)?;
+    let max_id: Option<i64> = conn.query_row("SELECT max(id) FROM log", [], |r| r.get(0))?;
+    let revision = revision_of(max_id.unwrap_or(0))
+        .max(compact_revision)
+        .max(1);
+    Ok((revision, compact_revision))
 }
 
 pub fn set_compact_revision(conn: &Connection, revision: i64) -> Result<()> {

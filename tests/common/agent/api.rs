@@ -2,7 +2,7 @@
 //! curl for polling (cheap), kubectl for what users type.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -15,34 +15,7 @@ impl Cluster {
     /// enough to poll with); (status, JSON body or Null).
     pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let creds = self.creds.as_ref().expect("credentials are read at start");
-        let mut cmd = Command::new("curl");
-        cmd.args(["-sS", "--max-time", "20", "-X", method])
-            .arg("--cacert")
-            .arg(&creds.ca)
-            .arg("--cert")
-            .arg(&creds.cert)
-            .arg("--key")
-            .arg(&creds.key)
-            .args(["-w", "\n%{http_code}"]);
-        let input = body.map(|b| b.to_string());
-        if input.is_some() {
-            cmd.args([
-                "-H",
-                "Content-Type: application/json",
-                "--data-binary",
-                "@-",
-            ]);
-        }
-        cmd.arg(format!("{}{path}", self.server.api_url()));
-        let out = run_with_timeout(
-            &mut cmd,
-            input.as_deref().map(str::as_bytes),
-            CLIENT_TIMEOUT,
-        );
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-        let code: u16 = code.trim().parse().unwrap_or(0);
-        (code, serde_json::from_str(body).unwrap_or(Value::Null))
+        creds.request(method, &format!("{}{path}", self.server.api_url()), body)
     }
 
     /// `GET path`, asserting 200.

@@ -11,6 +11,7 @@
 //! pressure, and tells the node that the runtime or network changed.
 
 mod conditions;
+mod eviction;
 mod imagegc;
 mod lease;
 mod pressure;
@@ -60,6 +61,8 @@ pub struct NodeSettings {
     pub image_gc_high: u8,
     /// Usage percent image GC frees down to.
     pub image_gc_low: u8,
+    /// `--eviction-hard`; `None`: upstream's defaults.
+    pub eviction_hard: Option<String>,
     /// Images GC never removes (the pause image), by name or id.
     pub protected_images: Vec<String>,
 }

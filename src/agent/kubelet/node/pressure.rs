@@ -1,24 +1,15 @@
-//! Memory, disk and PID pressure: the upstream kubelet's default hard
-//! eviction thresholds applied to what the machine reports, and the
-//! conditions' transition period (a pressure condition stays True for 5
-//! minutes after the threshold was last met, so it does not flap).
+//! Memory, disk and PID pressure: the hard eviction thresholds
+//! (upstream's defaults or `--eviction-hard`) applied to what the machine
+//! reports, and the conditions' transition period (a pressure condition
+//! stays True for 5 minutes after the threshold was last met, so it does
+//! not flap).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::eviction::{Limit, Thresholds};
 use super::sysinfo::{self, FsStats, PidStats};
 
-/// memory.available<100Mi.
-pub const MEMORY_AVAILABLE_HARD: u64 = 100 << 20;
-/// nodefs.available<10%.
-pub const NODEFS_AVAILABLE_HARD_PERCENT: u8 = 10;
-/// imagefs.available<15%.
-const IMAGEFS_AVAILABLE_HARD_PERCENT: u8 = 15;
-/// nodefs.inodesFree<5% and imagefs.inodesFree<5%.
-const INODES_FREE_HARD_PERCENT: u8 = 5;
-/// pid.available: upstream sets no default threshold; without one a node
-/// could never report PIDPressure, so we take 10% of the PID limit.
-const PID_AVAILABLE_HARD_PERCENT: u8 = 10;
 /// Upstream's --eviction-pressure-transition-period default.
 pub const TRANSITION_PERIOD: Duration = Duration::from_secs(300);
 
@@ -34,7 +25,8 @@ pub struct Pressure {
 /// assumed from what could not be read).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Observation {
-    pub memory_available: Option<u64>,
+    /// (available, total) bytes.
+    pub memory: Option<(u64, u64)>,
     pub nodefs: Option<FsStats>,
     pub imagefs: Option<FsStats>,
     pub pids: Option<PidStats>,
@@ -45,8 +37,8 @@ pub fn observe(node_fs: &Path, image_fs: &Path) -> Observation {
         tracing::debug!(what, error = e, "cannot observe");
     };
     Observation {
-        memory_available: sysinfo::meminfo()
-            .map(|m| m.available)
+        memory: sysinfo::meminfo()
+            .map(|m| (m.available, m.total))
             .map_err(|e| warn("memory", e))
             .ok(),
         nodefs: sysinfo::fs_stats(node_fs)
@@ -59,32 +51,25 @@ pub fn observe(node_fs: &Path, image_fs: &Path) -> Observation {
     }
 }
 
-/// `part < percent% of whole`.
-fn below(part: u64, whole: u64, percent: u8) -> bool {
-    whole > 0 && u128::from(part) * 100 < u128::from(whole) * u128::from(percent)
-}
-
 /// The thresholds met by one observation.
-pub fn signals(o: &Observation) -> Pressure {
-    let fs_short = |fs: Option<FsStats>, percent: u8| {
+pub fn signals(o: &Observation, t: &Thresholds) -> Pressure {
+    let met = |limit: Option<Limit>, available: u64, whole: u64| {
+        limit.is_some_and(|l| l.met(available, whole))
+    };
+    let fs_short = |fs: Option<FsStats>, space: Option<Limit>, inodes: Option<Limit>| {
         fs.is_some_and(|f| {
-            below(f.available, f.capacity, percent)
-                || below(f.inodes_free, f.inodes, INODES_FREE_HARD_PERCENT)
+            met(space, f.available, f.capacity) || met(inodes, f.inodes_free, f.inodes)
         })
     };
     Pressure {
         memory: o
-            .memory_available
-            .is_some_and(|a| a < MEMORY_AVAILABLE_HARD),
-        disk: fs_short(o.nodefs, NODEFS_AVAILABLE_HARD_PERCENT)
-            || fs_short(o.imagefs, IMAGEFS_AVAILABLE_HARD_PERCENT),
-        pid: o.pids.is_some_and(|p| {
-            below(
-                p.max.saturating_sub(p.running),
-                p.max,
-                PID_AVAILABLE_HARD_PERCENT,
-            )
-        }),
+            .memory
+            .is_some_and(|(available, total)| met(t.memory_available, available, total)),
+        disk: fs_short(o.nodefs, t.nodefs_available, t.nodefs_inodes_free)
+            || fs_short(o.imagefs, t.imagefs_available, t.imagefs_inodes_free),
+        pid: o
+            .pids
+            .is_some_and(|p| met(t.pid_available, p.max.saturating_sub(p.running), p.max)),
     }
 }
 
@@ -125,8 +110,9 @@ mod tests {
 
     #[test]
     fn thresholds_are_upstreams_defaults() {
+        let d = Thresholds::default();
         let calm = Observation {
-            memory_available: Some(200 << 20),
+            memory: Some((200 << 20, 1 << 30)),
             nodefs: Some(fs(100, 50)),
             imagefs: Some(fs(100, 50)),
             pids: Some(PidStats {
@@ -134,31 +120,31 @@ mod tests {
                 running: 100,
             }),
         };
-        assert_eq!(signals(&calm), Pressure::default());
+        assert_eq!(signals(&calm, &d), Pressure::default());
         let mut o = calm;
-        o.memory_available = Some(99 << 20);
-        assert!(signals(&o).memory);
+        o.memory = Some((99 << 20, 1 << 30));
+        assert!(signals(&o, &d).memory);
         let mut o = calm;
         o.nodefs = Some(fs(100, 9));
-        assert!(signals(&o).disk);
+        assert!(signals(&o, &d).disk);
         o.nodefs = Some(fs(100, 10));
-        assert!(!signals(&o).disk, "10% left is not below 10%");
+        assert!(!signals(&o, &d).disk, "10% left is not below 10%");
         o.imagefs = Some(fs(100, 14));
-        assert!(signals(&o).disk, "imagefs needs 15%");
+        assert!(signals(&o, &d).disk, "imagefs needs 15%");
         let mut o = calm;
         o.nodefs = Some(FsStats {
             inodes_free: 40,
             ..fs(100, 90)
         });
-        assert!(signals(&o).disk, "inodes below 5%");
+        assert!(signals(&o, &d).disk, "inodes below 5%");
         let mut o = calm;
         o.pids = Some(PidStats {
             max: 1000,
             running: 950,
         });
-        assert!(signals(&o).pid);
+        assert!(signals(&o, &d).pid);
         // Nothing read: no pressure claimed.
-        assert_eq!(signals(&Observation::default()), Pressure::default());
+        assert_eq!(signals(&Observation::default(), &d), Pressure::default());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::pressure::{MEMORY_AVAILABLE_HARD, NODEFS_AVAILABLE_HARD_PERCENT};
+use super::eviction::Thresholds;
 use crate::api::quantity;
 
 /// What the node offers pods, in plain units.
@@ -65,12 +65,21 @@ pub fn parse_reserved(text: &str) -> Result<Reserved, String> {
 }
 
 /// Upstream's node allocatable: capacity minus both reservations minus the
-/// hard eviction thresholds (memory.available 100Mi, nodefs.available 10%
-/// of the node filesystem), never below zero.
-pub fn allocatable(capacity: &Allocatable, kube: &Reserved, system: &Reserved) -> Allocatable {
-    let eviction_storage = (i128::from(capacity.ephemeral_storage)
-        * i128::from(NODEFS_AVAILABLE_HARD_PERCENT)
-        / 100) as i64;
+/// hard eviction thresholds on memory.available and nodefs.available,
+/// never below zero.
+pub fn allocatable(
+    capacity: &Allocatable,
+    kube: &Reserved,
+    system: &Reserved,
+    eviction: &Thresholds,
+) -> Allocatable {
+    let kept = |limit: Option<super::eviction::Limit>, cap: i64| {
+        limit.map_or(0, |l| {
+            i64::try_from(l.amount_of(u64::try_from(cap).unwrap_or(0))).unwrap_or(i64::MAX)
+        })
+    };
+    let eviction_storage = kept(eviction.nodefs_available, capacity.ephemeral_storage);
+    let eviction_memory = kept(eviction.memory_available, capacity.memory);
     let less = |cap: i64, parts: &[i64]| {
         parts
             .iter()
@@ -81,7 +90,7 @@ pub fn allocatable(capacity: &Allocatable, kube: &Reserved, system: &Reserved) -
         cpu_millis: less(capacity.cpu_millis, &[kube.cpu_millis, system.cpu_millis]),
         memory: less(
             capacity.memory,
-            &[kube.memory, system.memory, MEMORY_AVAILABLE_HARD as i64],
+            &[kube.memory, system.memory, eviction_memory],
         ),
         pods: capacity.pods,
         ephemeral_storage: less(
@@ -170,20 +179,25 @@ mod tests {
         };
         let kube = parse_reserved("cpu=100m,memory=256Mi").unwrap();
         let system = parse_reserved("cpu=200m,ephemeral-storage=1Gi").unwrap();
-        let a = allocatable(&cap, &kube, &system);
+        let a = allocatable(&cap, &kube, &system, &Thresholds::default());
         assert_eq!(a.cpu_millis, 1700);
         assert_eq!(a.memory, (4 << 30) - (256 << 20) - (100 << 20));
         assert_eq!(a.pods, 110);
         assert_eq!(a.ephemeral_storage, (100 << 30) - (1 << 30) - (10 << 30));
         // Nothing reserved: only the eviction thresholds.
         let none = Reserved::default();
-        let a = allocatable(&cap, &none, &none);
+        let a = allocatable(&cap, &none, &none, &Thresholds::default());
         assert_eq!(a.memory, (4 << 30) - (100 << 20));
         assert_eq!(a.cpu_millis, 2000);
         // Reservations larger than the machine leave zero, not less.
         let huge = parse_reserved("cpu=64,memory=1Ti").unwrap();
-        let a = allocatable(&cap, &huge, &none);
+        let a = allocatable(&cap, &huge, &none, &Thresholds::default());
         assert_eq!((a.cpu_millis, a.memory), (0, 0));
+        // --eviction-hard replaces the defaults; left-out signals keep nothing.
+        let t = super::super::eviction::parse("memory.available<1Gi").unwrap();
+        let a = allocatable(&cap, &none, &none, &t);
+        assert_eq!(a.memory, 3 << 30);
+        assert_eq!(a.ephemeral_storage, 100 << 30);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use tokio::sync::watch as channel;
 use tokio::time::Instant;
 
 use super::conditions::{self, Health};
+use super::eviction::{self, Thresholds};
 use super::lease::{self, Lease};
 use super::pressure::{self, Smoother};
 use super::register::{self, nodes};
@@ -47,6 +48,7 @@ pub struct Prepared {
     pub identity: Identity,
     pub agent_dir: PathBuf,
     pub image_fs_fallback: PathBuf,
+    pub eviction: Thresholds,
 }
 
 fn flag_error(flag: &'static str, value: &str, reason: String) -> NodeError {
@@ -89,6 +91,10 @@ pub fn prepare(s: &NodeSettings) -> Result<Prepared, NodeError> {
             ),
         ));
     }
+    let eviction = match &s.eviction_hard {
+        None => Thresholds::default(),
+        Some(text) => eviction::parse(text).map_err(|e| flag_error("--eviction-hard", text, e))?,
+    };
     let memory = sysinfo::meminfo().map_err(NodeError::Machine)?;
     let disk = sysinfo::fs_stats(&s.agent_dir).map_err(NodeError::Machine)?;
     let capacity = Allocatable {
@@ -98,7 +104,8 @@ pub fn prepare(s: &NodeSettings) -> Result<Prepared, NodeError> {
         ephemeral_storage: i64::try_from(disk.capacity).unwrap_or(i64::MAX),
     };
     Ok(Prepared {
-        allocatable: resources::allocatable(&capacity, &kube, &system),
+        allocatable: resources::allocatable(&capacity, &kube, &system, &eviction),
+        eviction,
         capacity,
         name,
         node_ip,
@@ -253,7 +260,7 @@ async fn sync<C: Client>(
     if st.images_at.is_none_or(|t| now_i - t >= max_age) {
         refresh_images(cri, p, st).await;
     }
-    let met = pressure::signals(&pressure::observe(&p.agent_dir, &st.image_fs));
+    let met = pressure::signals(&pressure::observe(&p.agent_dir, &st.image_fs), &p.eviction);
     if let Ok(mut cur) = shared.pressure.lock() {
         *cur = met;
     }

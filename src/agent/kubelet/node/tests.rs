@@ -37,6 +37,7 @@ fn settings(agent_dir: &std::path::Path) -> NodeSettings {
         agent_dir: agent_dir.to_path_buf(),
         image_gc_high: 85,
         image_gc_low: 80,
+        eviction_hard: None,
         protected_images: vec![],
     }
 }
@@ -236,6 +237,9 @@ fn bad_settings_are_refused_with_clear_errors() {
     assert!(err(&|s| s.labels = vec!["nokey".into()]).contains("--node-label"));
     assert!(err(&|s| s.kube_reserved = Some("cpu=lots".into())).contains("--kube-reserved"));
     assert!(err(&|s| s.image_gc_low = 90).contains("--image-gc-low-threshold"));
+    assert!(
+        err(&|s| s.eviction_hard = Some("nodefs.available<0%".into())).contains("--eviction-hard")
+    );
     assert!(err(&|s| s.node_ip = Some("127.0.0.1".parse().unwrap())).contains("loopback"));
     assert_eq!(err(&|_| {}), "");
 }
