@@ -76,5 +76,10 @@ pub trait Backend: Send + Sync + 'static {
     fn lease_time_to_live(&self, id: i64, with_keys: bool) -> LeaseTimeToLive;
     fn leases(&self) -> Vec<i64>;
     fn current_revision(&self) -> i64;
+    /// The newest revision handed to watchers. The writer publishes a batch
+    /// just before it advances `current_revision`, so this may lead it for
+    /// a moment; a reader that must see whatever any watcher saw waits for
+    /// `current_revision` to catch up with it.
+    fn published_revision(&self) -> i64;
     fn status(&self) -> Status;
 }

@@ -163,12 +163,12 @@ impl Store {
     pub async fn read(&self, key: &str) -> Result<Option<Current>, StoreError> {
         // The datastore's writer hands a batch to watchers just before it
         // makes it visible to reads: someone who saw an event through the
-        // cache must not then read the key as missing or older.
-        let seen = self.cache_revision();
-        for _ in 0..200 {
-            if self.db.current_revision() >= seen {
-                break;
-            }
+        // cache must not then read the key as missing or older. The cache's
+        // own revision advances only after its subscribers got the events,
+        // so wait for what the datastore published, not for the cache.
+        let seen = self.db.published_revision().max(self.cache_revision());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.db.current_revision() < seen && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let resp = self

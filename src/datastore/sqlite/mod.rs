@@ -236,6 +236,10 @@ impl Backend for SqliteBackend {
         self.shared.revision.load(Ordering::Acquire)
     }
 
+    fn published_revision(&self) -> i64 {
+        self.shared.hub.published()
+    }
+
     fn status(&self) -> Status {
         let db = std::fs::metadata(&self.shared.path)
             .map(|m| m.len() as i64)
