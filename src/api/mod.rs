@@ -4,9 +4,12 @@
 //! (`crate::client`) both call [`Api`].
 
 mod admission;
+#[allow(dead_code)]
+mod apply;
 pub mod authz;
 mod bootstrap;
 mod convert;
+mod custom;
 mod error;
 mod kinds;
 pub mod meta;
