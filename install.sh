@@ -340,7 +340,7 @@ install_deps() {
     done
     # From a checkout on Debian/Ubuntu: what building and the tests need too.
     if [ -n "$SOURCE_DIR" ] && [ "$PM" = apt ]; then
-        for pkg in protobuf-compiler build-essential pkg-config ca-certificates etcd-client \
+        for pkg in protobuf-compiler libprotobuf-dev build-essential pkg-config ca-certificates etcd-client \
             etcd-server iproute2 busybox-static shellcheck python3; do
             dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
         done
