@@ -1,0 +1,306 @@
+//! The schema walk: every `x-kubernetes-validations` entry compiled once
+//! into a tree that mirrors the schema's properties/items/
+//! additionalProperties, keeping only branches that hold rules. CRD-time
+//! checks (empty rule, message line breaks, reason, fieldPath, oldSelf on
+//! uncorrelatable nodes) report upstream's causes.
+
+use serde_json::Value;
+
+use super::ast;
+use super::path;
+use super::value::type_of;
+use crate::api::validation::{self, go_quote, FieldCause};
+
+const REASONS: &[&str] = &[
+    "FieldValueDuplicate",
+    "FieldValueForbidden",
+    "FieldValueInvalid",
+    "FieldValueRequired",
+];
+
+/// One compiled validation rule.
+pub(super) struct Rule {
+    pub rule: String,
+    pub message: String,
+    pub message_expression: String,
+    pub reason: Option<String>,
+    /// The fieldPath turned into the suffix upstream appends (`foo.bar`).
+    pub field_path: Option<String>,
+    pub program: cel::IdedExpr,
+    pub message_program: Option<cel::IdedExpr>,
+    pub uses_old_self: bool,
+}
+
+/// A schema node with rules at or below it.
+pub(super) struct Node {
+    pub schema: Value,
+    pub resource_root: bool,
+    pub rules: Vec<Rule>,
+    pub props: Vec<(String, Node)>,
+    pub items: Option<Box<Node>>,
+    pub additional: Option<Box<Node>>,
+    /// `x-kubernetes-list-map-keys` of a map-type list: its items correlate.
+    pub map_keys: Option<Vec<String>>,
+}
+
+impl Node {
+    pub(super) fn type_name(&self) -> &str {
+        type_of(&self.schema)
+    }
+}
+
+pub(super) struct Compiler<'a> {
+    pub env: &'a cel::Env,
+    pub errors: Vec<FieldCause>,
+}
+
+impl Compiler<'_> {
+    /// `uncorrelatable` is the schema path of the nearest non-map list's
+    /// items above this node, where oldSelf can never have a value.
+    pub(super) fn node(
+        &mut self,
+        schema: &Value,
+        at: &str,
+        root: bool,
+        uncorrelatable: Option<&str>,
+    ) -> Option<Node> {
+        let mut props = Vec::new();
+        if let Some(p) = schema.get("properties").and_then(Value::as_object) {
+            for (name, sub) in p {
+                let sub_at = format!("{at}.properties[{name}]");
+                let embedded = super::value::embedded(sub);
+                if let Some(n) = self.node(sub, &sub_at, embedded, uncorrelatable) {
+                    props.push((name.clone(), n));
+                }
+            }
+        }
+        let map_keys = map_keys(schema);
+        let items = schema.get("items").filter(|i| i.is_object()).and_then(|i| {
+            let items_at = format!("{at}.items");
+            let unc = match (&map_keys, uncorrelatable) {
+                (_, Some(u)) => Some(u.to_string()),
+                (None, None) => Some(items_at.clone()),
+                (Some(_), None) => None,
+            };
+            let embedded = super::value::embedded(i);
+            self.node(i, &items_at, embedded, unc.as_deref())
+        });
+        let additional = schema
+            .get("additionalProperties")
+            .filter(|a| a.is_object())
+            .and_then(|a| {
+                let embedded = super::value::embedded(a);
+                let sub_at = format!("{at}.additionalProperties");
+                self.node(a, &sub_at, embedded, uncorrelatable)
+            });
+        let rules = self.rules(schema, at, uncorrelatable);
+        if rules.is_empty() && props.is_empty() && items.is_none() && additional.is_none() {
+            return None;
+        }
+        let mut own = schema.clone();
+        if let Some(obj) = own.as_object_mut() {
+            // Nested rules are not needed to convert values; drop the bulk.
+            obj.remove("x-kubernetes-validations");
+        }
+        Some(Node {
+            schema: own,
+            resource_root: root,
+            rules,
+            props,
+            items: items.map(Box::new),
+            additional: additional.map(Box::new),
+            map_keys,
+        })
+    }
+
+    fn rules(&mut self, schema: &Value, at: &str, uncorrelatable: Option<&str>) -> Vec<Rule> {
+        let Some(list) = schema
+            .get("x-kubernetes-validations")
+            .and_then(Value::as_array)
+        else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, raw) in list.iter().enumerate() {
+            let vp = format!("{at}.x-kubernetes-validations[{i}]");
+            if let Some(rule) = self.rule(raw, schema, &vp, uncorrelatable) {
+                out.push(rule);
+            }
+        }
+        out
+    }
+
+    fn rule(&mut self, raw: &Value, schema: &Value, vp: &str, unc: Option<&str>) -> Option<Rule> {
+        let text = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let (rule, message, msg_expr) = (text("rule"), text("message"), text("messageExpression"));
+        let reason = raw
+            .get("reason")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let fp = raw
+            .get("fieldPath")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let before = self.errors.len();
+        let (trim_rule, trim_msg) = (rule.trim(), message.trim());
+        let msg_at = format!("{vp}.message");
+        if trim_rule.is_empty() {
+            self.errors.push(validation::required(
+                &format!("{vp}.rule"),
+                "rule is not specified",
+            ));
+        } else if !message.is_empty() && trim_msg.is_empty() {
+            let bad = Value::String(message.clone());
+            self.errors.push(validation::invalid(
+                &msg_at,
+                &bad,
+                "message must be non-empty if specified",
+            ));
+        } else if has_newlines(trim_msg) {
+            let bad = Value::String(message.clone());
+            self.errors.push(validation::invalid(
+                &msg_at,
+                &bad,
+                "message must not contain line breaks",
+            ));
+        } else if has_newlines(trim_rule) && trim_msg.is_empty() {
+            let detail = "message must be specified if rule contains line breaks";
+            self.errors.push(validation::required(&msg_at, detail));
+        }
+        if !msg_expr.is_empty() && msg_expr.trim().is_empty() {
+            let detail = "messageExpression must be non-empty if specified";
+            self.errors.push(validation::required(
+                &format!("{vp}.messageExpression"),
+                detail,
+            ));
+        }
+        if let Some(r) = reason.as_deref().filter(|r| !REASONS.contains(r)) {
+            let bad = Value::String(r.to_string());
+            self.errors.push(validation::not_supported(
+                &format!("{vp}.reason"),
+                &bad,
+                REASONS,
+            ));
+        }
+        let field_path = match fp.as_deref() {
+            Some(fp) => self.field_path(fp, schema, vp),
+            None => None,
+        };
+        if self.errors.len() > before {
+            return None;
+        }
+        let shown = render_rule(raw);
+        let program = match ast::compile(self.env, &rule) {
+            Ok(p) => p,
+            Err(e) => {
+                let detail = format!("compilation failed: {e}");
+                self.errors
+                    .push(invalid_rendered(&format!("{vp}.rule"), &shown, &detail));
+                return None;
+            }
+        };
+        let uses_old_self = ast::uses_old_self(&program);
+        if let (true, Some(within)) = (uses_old_self, unc) {
+            let detail = format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {within}");
+            let bad = Value::String(rule.clone());
+            self.errors
+                .push(validation::invalid(&format!("{vp}.rule"), &bad, &detail));
+            return None;
+        }
+        let message_program = if msg_expr.trim().is_empty() {
+            None
+        } else {
+            match ast::compile(self.env, &msg_expr) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let detail = format!("messageExpression compilation failed: {e}");
+                    let at = format!("{vp}.messageExpression");
+                    self.errors.push(invalid_rendered(&at, &shown, &detail));
+                    return None;
+                }
+            }
+        };
+        Some(Rule {
+            rule,
+            message,
+            message_expression: msg_expr,
+            reason,
+            field_path,
+            program,
+            message_program,
+            uses_old_self,
+        })
+    }
+
+    fn field_path(&mut self, fp: &str, schema: &Value, vp: &str) -> Option<String> {
+        let at = format!("{vp}.fieldPath");
+        let bad = Value::String(fp.to_string());
+        if fp.trim().is_empty() {
+            let detail = "fieldPath must be non-empty if specified";
+            self.errors.push(validation::invalid(&at, &bad, detail));
+            return None;
+        }
+        if has_newlines(fp) {
+            let detail = "fieldPath must not contain line breaks";
+            self.errors.push(validation::invalid(&at, &bad, detail));
+            return None;
+        }
+        match path::resolve(fp, schema) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let detail = format!("fieldPath must be a valid path: {e}");
+                self.errors.push(validation::invalid(&at, &bad, &detail));
+                None
+            }
+        }
+    }
+}
+
+fn has_newlines(s: &str) -> bool {
+    s.contains(['\n', '\r'])
+}
+
+fn map_keys(schema: &Value) -> Option<Vec<String>> {
+    if schema.get("x-kubernetes-list-type").and_then(Value::as_str) != Some("map") {
+        return None;
+    }
+    let keys = schema
+        .get("x-kubernetes-list-map-keys")
+        .and_then(Value::as_array)?;
+    Some(
+        keys.iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// `field.Invalid` whose bad value is already rendered the way Go prints it.
+fn invalid_rendered(field: &str, rendered: &str, detail: &str) -> FieldCause {
+    FieldCause {
+        reason: "FieldValueInvalid",
+        message: format!("Invalid value: {rendered}: {detail}"),
+        field: field.to_string(),
+    }
+}
+
+/// `%#v` of upstream's internal `apiextensions.ValidationRule`. Go prints
+/// set pointers as addresses; a fixed one stands in for them.
+fn render_rule(raw: &Value) -> String {
+    let text = |k: &str| go_quote(raw.get(k).and_then(Value::as_str).unwrap_or(""));
+    let reason = match raw.get("reason") {
+        Some(Value::String(_)) => "(*apiextensions.FieldValueErrorReason)(0xc000010000)",
+        _ => "(*apiextensions.FieldValueErrorReason)(nil)",
+    };
+    let optional = match raw.get("optionalOldSelf") {
+        Some(Value::Bool(_)) => "(*bool)(0xc000010008)",
+        _ => "(*bool)(nil)",
+    };
+    format!(
+        "apiextensions.ValidationRule{{Rule:{}, Message:{}, MessageExpression:{}, Reason:{reason}, FieldPath:{}, OptionalOldSelf:{optional}}}",
+        text("rule"),
+        text("message"),
+        text("messageExpression"),
+        text("fieldPath"),
+    )
+}
