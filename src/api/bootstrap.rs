@@ -31,7 +31,7 @@ impl Api {
         plural: &str,
     ) -> Result<&'static crate::api::Resource, ApiError> {
         let version = "v1";
-        self.registry
+        self.registry()
             .find(group, version, plural)
             .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))
     }

@@ -4,7 +4,6 @@
 //! (`crate::client`) both call [`Api`].
 
 mod admission;
-#[allow(dead_code)]
 mod apply;
 pub mod authz;
 mod bootstrap;
@@ -41,7 +40,9 @@ pub use verbs::ServiceNetwork;
 
 /// The API layer. Cheap to share (`Arc`).
 pub struct Api {
-    registry: Registry,
+    /// Built-in kinds plus the served custom resources; replaced whole
+    /// when a CustomResourceDefinition changes what is served.
+    registry: std::sync::RwLock<Arc<Registry>>,
     store: Arc<store::Store>,
     services: verbs::Allocator,
     /// The lease events are attached to, shared for a minute (upstream's
@@ -77,7 +78,7 @@ impl Api {
             .map_err(ApiError::internal)?;
         let services = verbs::Allocator::new(network);
         Ok(Arc::new(Api {
-            registry,
+            registry: std::sync::RwLock::new(Arc::new(registry)),
             store,
             services,
             event_lease: std::sync::Mutex::new(None),
@@ -91,8 +92,21 @@ impl Api {
         self.encryption.as_ref()
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// What is served now (a snapshot: custom resources come and go).
+    pub fn registry(&self) -> Arc<Registry> {
+        match self.registry.read() {
+            Ok(r) => r.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Serves the built-in kinds plus `custom`.
+    fn set_custom_resources(&self, custom: Vec<&'static Resource>) {
+        let next = Arc::new(Registry::builtin().with(custom));
+        match self.registry.write() {
+            Ok(mut r) => *r = next,
+            Err(poisoned) => *poisoned.into_inner() = next,
+        }
     }
 
     /// Whether the caches follow the datastore (for /readyz).

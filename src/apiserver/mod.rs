@@ -410,6 +410,7 @@ impl Server {
             body,
             user: Some(user),
             audit_annotations: annotations.clone(),
+            user_agent: header(http::header::USER_AGENT),
         };
         let result = resource::handle(&self.api, call).await;
         if let Ok(mut added) = annotations.lock() {
@@ -454,7 +455,7 @@ impl Server {
         route: &Route,
         accept: Option<&str>,
     ) -> Result<Option<Response<Body>>, ApiError> {
-        let reg = self.api.registry();
+        let reg = &*self.api.registry();
         let json = |v: serde_json::Value| Ok(Some(codec::respond(200, &v, Output::Json)));
         match route {
             Route::Version => json(discovery::version_info()),

@@ -363,7 +363,7 @@ pub async fn handle(
     ) else {
         return Err(ApiError::NoRoute);
     };
-    let reg = server.api.registry();
+    let reg = &*server.api.registry();
     let pods = reg.find("", "v1", "pods").ok_or(ApiError::NoRoute)?;
     let nodes = reg.find("", "v1", "nodes").ok_or(ApiError::NoRoute)?;
     let q = query_pairs(req.uri().query());

@@ -19,7 +19,7 @@ impl Api {
     /// upstream's).
     pub(in crate::api) async fn check_namespace_open(&self, ns: &str) -> Result<(), ApiError> {
         let namespaces = self
-            .registry
+            .registry()
             .find("", "v1", "namespaces")
             .ok_or_else(|| ApiError::internal("namespaces are not registered"))?;
         let found = match self.store.cache(namespaces.storage).and_then(|c| c.get(ns)) {

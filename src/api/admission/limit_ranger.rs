@@ -21,7 +21,7 @@ async fn ranges(api: &Api, req: &Request<'_>) -> Result<Vec<std::sync::Arc<Value
     let (Some(ns), None, true) = (req.namespace, req.subresource, pod || claim) else {
         return Ok(Vec::new());
     };
-    let Some(r) = api.registry.find("", "v1", "limitranges") else {
+    let Some(r) = api.registry().find("", "v1", "limitranges") else {
         return Ok(Vec::new());
     };
     super::quota::cached(api, r, ns).await

@@ -124,7 +124,7 @@ async fn single_default(api: &Api, req: &Request<'_>, obj: &Value) -> Result<(),
         return Ok(());
     }
     let Some(r) = api
-        .registry
+        .registry()
         .find("scheduling.k8s.io", "v1", "priorityclasses")
     else {
         return Ok(());
@@ -150,7 +150,7 @@ async fn single_default(api: &Api, req: &Request<'_>, obj: &Value) -> Result<(),
 /// The named class, from the store or the built-in system classes.
 async fn find(api: &Api, name: &str) -> Result<Option<Class>, ApiError> {
     if let Some(r) = api
-        .registry
+        .registry()
         .find("scheduling.k8s.io", "v1", "priorityclasses")
     {
         match api.get(r, None, name).await {
@@ -172,7 +172,7 @@ async fn find(api: &Api, name: &str) -> Result<Option<Class>, ApiError> {
 /// The global default class (the lowest value when several claim it).
 async fn global_default(api: &Api) -> Result<Option<Class>, ApiError> {
     let Some(r) = api
-        .registry
+        .registry()
         .find("scheduling.k8s.io", "v1", "priorityclasses")
     else {
         return Ok(None);

@@ -50,7 +50,7 @@ pub(super) async fn validate(
     if delta.is_empty() {
         return Ok(());
     }
-    let Some(quotas_r) = api.registry.find("", "v1", "resourcequotas") else {
+    let Some(quotas_r) = api.registry().find("", "v1", "resourcequotas") else {
         return Ok(());
     };
     let quotas = cached(api, quotas_r, ns).await?;

@@ -545,7 +545,7 @@ impl Api {
     /// runs) and ClusterRoleBindings that are missing.
     pub(crate) async fn bootstrap_rbac(&self) -> Result<(), ApiError> {
         let find = |plural| {
-            self.registry
+            self.registry()
                 .find("rbac.authorization.k8s.io", "v1", plural)
                 .ok_or_else(|| ApiError::internal(format!("{plural} are not registered")))
         };

@@ -129,7 +129,7 @@ impl Holder {
         let caches = STORAGES.map(|s| api.store.cache(s));
         let revisions = caches
             .each_ref()
-            .map(|c| c.map(|c| c.last_applied()).unwrap_or(-1));
+            .map(|c| c.as_ref().map(|c| c.last_applied()).unwrap_or(-1));
         if let Some((at, index)) = self
             .current
             .read()

@@ -148,6 +148,19 @@ impl Registry {
         }
     }
 
+    /// These kinds plus `extra` (custom resources; a built-in path wins).
+    pub fn with(mut self, extra: Vec<&'static Resource>) -> Self {
+        for r in extra {
+            if self.by_path.contains_key(&(r.group, r.version, r.plural)) {
+                continue;
+            }
+            self.all.push(r);
+            self.by_path.insert((r.group, r.version, r.plural), r);
+            self.by_storage.entry(r.storage).or_default().push(r);
+        }
+        self
+    }
+
     pub fn all(&self) -> &[&'static Resource] {
         &self.all
     }

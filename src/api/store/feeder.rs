@@ -1,7 +1,6 @@
 //! Fills the caches from the datastore and keeps them current with one
 //! datastore watch over `/registry/`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -15,10 +14,45 @@ use crate::encryption::Encryption;
 const ROOT: &str = "/registry/";
 
 type Started = (
-    HashMap<String, Arc<Cache>>,
+    Arc<CacheSet>,
     watch::Receiver<i64>,
     mpsc::Sender<()>,
+    mpsc::Sender<AddCache>,
 );
+
+/// The caches by storage segment. Custom resources add segments while the
+/// feeder runs, so the set is shared and grows under a lock.
+#[derive(Default)]
+pub(super) struct CacheSet {
+    inner: std::sync::RwLock<(Vec<String>, Vec<Arc<Cache>>)>,
+}
+
+impl CacheSet {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, (Vec<String>, Vec<Arc<Cache>>)> {
+        // Every mutation is one push pair: a poisoned lock still holds
+        // consistent data.
+        self.inner.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn get(&self, storage: &str) -> Option<Arc<Cache>> {
+        let set = self.read();
+        let i = set.0.iter().position(|s| s == storage)?;
+        Some(set.1[i].clone())
+    }
+
+    fn push(&self, storage: String, cache: Arc<Cache>) {
+        let mut set = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        set.0.push(storage);
+        set.1.push(cache);
+    }
+}
+
+/// Asks the feeder for a cache of a new storage segment, filled at the
+/// revision the feeder has applied so that no change is missed or doubled.
+pub(super) struct AddCache {
+    pub storage: String,
+    pub reply: tokio::sync::oneshot::Sender<Result<Arc<Cache>, StoreError>>,
+}
 
 /// Where a key belongs: (storage segment, key after it, namespace).
 fn locate<'k>(storages: &[String], key: &'k str) -> Option<(usize, &'k str, &'k str)> {
@@ -106,19 +140,67 @@ pub(super) async fn start(
         .await?;
     let (rev_tx, rev_rx) = watch::channel(loaded);
     let (progress_tx, progress_rx) = mpsc::channel(1);
-    let caches: HashMap<String, Arc<Cache>> =
-        names.iter().cloned().zip(list.iter().cloned()).collect();
-    tokio::spawn(feed(watcher, names, list, rev_tx, progress_rx, enc));
-    Ok((caches, rev_rx, progress_tx))
+    let (add_tx, add_rx) = mpsc::channel(16);
+    let set = Arc::new(CacheSet::default());
+    for (name, cache) in names.into_iter().zip(list) {
+        set.push(name, cache);
+    }
+    let feeding = Feeding {
+        db,
+        set: set.clone(),
+        enc,
+        applied: loaded,
+    };
+    tokio::spawn(feed(watcher, feeding, rev_tx, progress_rx, add_rx));
+    Ok((set, rev_rx, progress_tx, add_tx))
+}
+
+struct Feeding {
+    db: Arc<Db>,
+    set: Arc<CacheSet>,
+    enc: Option<Arc<Encryption>>,
+    /// The revision every cache reflects.
+    applied: i64,
+}
+
+impl Feeding {
+    /// A new cache for `storage`, filled at the applied revision: events
+    /// after it reach the cache through the feed, none before it do.
+    async fn add(&self, storage: String) -> Result<Arc<Cache>, StoreError> {
+        if let Some(c) = self.set.get(&storage) {
+            return Ok(c);
+        }
+        let prefix = format!("{ROOT}{storage}/");
+        let resp = self
+            .db
+            .range(RangeRequest {
+                key: prefix.as_bytes().to_vec(),
+                range_end: prefix_end(prefix.as_bytes()),
+                revision: self.applied,
+                ..Default::default()
+            })
+            .await?;
+        let cache = Arc::new(Cache::new(self.applied));
+        let names = [storage.clone()];
+        for kv in resp.kvs {
+            let key = String::from_utf8_lossy(&kv.key);
+            if let Some((_, suffix, _)) = locate(&names, &key) {
+                if let Some(v) = parse(self.enc.as_deref(), &kv.value, &key, kv.mod_revision) {
+                    cache.load(suffix.to_string(), v);
+                }
+            }
+        }
+        self.set.push(storage, cache.clone());
+        Ok(cache)
+    }
 }
 
 async fn feed(
     mut watcher: crate::datastore::Watcher,
-    storages: Vec<String>,
-    caches: Vec<Arc<Cache>>,
+    mut feeding: Feeding,
     revision: watch::Sender<i64>,
     mut progress: mpsc::Receiver<()>,
-    enc: Option<Arc<Encryption>>,
+    mut adds: mpsc::Receiver<AddCache>,
 ) {
     loop {
         let msg = tokio::select! {
@@ -127,12 +209,20 @@ async fn feed(
                 watcher.request_progress();
                 continue;
             }
+            Some(add) = adds.recv() => {
+                let _ = add.reply.send(feeding.add(add.storage).await);
+                continue;
+            }
         };
         match msg {
             Some(WatchMessage::Events {
                 revision: rev,
                 events,
             }) => {
+                let (storages, caches) = {
+                    let set = feeding.set.read();
+                    (set.0.clone(), set.1.clone())
+                };
                 for ev in events {
                     let key = String::from_utf8_lossy(&ev.kv.key);
                     let Some((i, suffix, namespace)) = locate(&storages, &key) else {
@@ -140,7 +230,12 @@ async fn feed(
                     };
                     let object = match ev.kind {
                         EventKind::Put => {
-                            match parse(enc.as_deref(), &ev.kv.value, &key, ev.kv.mod_revision) {
+                            match parse(
+                                feeding.enc.as_deref(),
+                                &ev.kv.value,
+                                &key,
+                                ev.kv.mod_revision,
+                            ) {
                                 Some(v) => Some(v),
                                 None => continue,
                             }
@@ -149,9 +244,11 @@ async fn feed(
                     };
                     caches[i].apply(suffix, namespace, object, ev.kv.mod_revision);
                 }
+                feeding.applied = feeding.applied.max(rev);
                 revision.send_if_modified(|r| advance(r, rev));
             }
             Some(WatchMessage::Progress { revision: rev }) => {
+                feeding.applied = feeding.applied.max(rev);
                 revision.send_if_modified(|r| advance(r, rev));
             }
             Some(WatchMessage::Compacted { compact_revision }) => {

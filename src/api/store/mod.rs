@@ -10,7 +10,6 @@ mod cache;
 mod feeder;
 mod heartbeat;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,9 +64,10 @@ pub struct Current {
 
 pub struct Store {
     db: Arc<Db>,
-    caches: HashMap<String, Arc<cache::Cache>>,
+    caches: Arc<feeder::CacheSet>,
     revision: watch::Receiver<i64>,
     progress: mpsc::Sender<()>,
+    adds: mpsc::Sender<feeder::AddCache>,
     heartbeats: heartbeat::Heartbeats,
     /// Encrypts Secret values on the way in, decrypts every value on the
     /// way out (`None`: values are stored as they are).
@@ -89,13 +89,14 @@ impl Store {
         storages: &[&str],
         encryption: Option<Arc<Encryption>>,
     ) -> Result<Arc<Store>, StoreError> {
-        let (caches, revision, progress) =
+        let (caches, revision, progress, adds) =
             feeder::start(db.clone(), storages, encryption.clone()).await?;
         let store = Arc::new(Store {
             db,
             caches,
             revision,
             progress,
+            adds,
             heartbeats: Default::default(),
             encryption,
         });
@@ -155,8 +156,26 @@ impl Store {
         self.revision.clone()
     }
 
-    pub fn cache(&self, storage: &str) -> Option<&Arc<cache::Cache>> {
+    pub fn cache(&self, storage: &str) -> Option<Arc<cache::Cache>> {
         self.caches.get(storage)
+    }
+
+    /// The cache of `storage`, made (and filled) by the feeder when new.
+    pub async fn ensure_cache(&self, storage: &str) -> Result<Arc<cache::Cache>, StoreError> {
+        if let Some(c) = self.caches.get(storage) {
+            return Ok(c);
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let ask = feeder::AddCache {
+            storage: storage.to_string(),
+            reply,
+        };
+        if self.adds.send(ask).await.is_err() {
+            return Err(StoreError::Datastore("cache feeder stopped".into()));
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Datastore("cache feeder stopped".into()))?
     }
 
     /// Reads one object from the datastore (authoritative, for writes).

@@ -337,7 +337,7 @@ fn pod_template<'v>(req: &Request<'_>, obj: &'v Value) -> Option<&'v Value> {
 /// The labels of namespace `ns` from the watch cache (`None` when it is
 /// unknown: NamespaceLifecycle answers for missing namespaces).
 fn namespace_labels(api: &Api, ns: &str) -> Option<Value> {
-    let r = api.registry.find("", "v1", "namespaces")?;
+    let r = api.registry().find("", "v1", "namespaces")?;
     let stored = api.store.cache(r.storage)?.get(ns)?;
     stored.object.get("metadata")?.get("labels").cloned()
 }

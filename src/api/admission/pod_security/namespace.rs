@@ -55,7 +55,7 @@ pub(super) fn validate(
 /// failed checks, named by its first pod, after a summary line.
 fn existing_pod_warnings(api: &Api, ns: &str, enforce: &LevelVersion) -> Vec<String> {
     let Some(cache) = api
-        .registry
+        .registry()
         .find("", "v1", "pods")
         .and_then(|r| api.store.cache(r.storage))
     else {
