@@ -14,6 +14,7 @@ pub(super) const METER: &str = "@nanokube_meter";
 const DECLARED: &[&str] = &[
     "self",
     "oldSelf",
+    "optional",
     "int",
     "uint",
     "double",

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cel::objects::OptionalValue;
 use cel::{Context, Env, ExecutionError, Value as Cel};
 use serde_json::Value;
 
@@ -76,26 +77,40 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    pub(super) fn walk(&mut self, node: &Node, path: &str, new: &Value, old: Option<&Value>) {
+    /// Validates `new` at `node`. `ratchet` is upstream's ratcheting: the
+    /// nearest correlated ancestor is unchanged, so failures of rules that
+    /// do not read oldSelf are dropped (upstream turns them into warnings).
+    pub(super) fn walk(
+        &mut self,
+        node: &Node,
+        path: &str,
+        new: &Value,
+        old: Option<&Value>,
+        ratchet: bool,
+    ) {
         if self.stopped || new.is_null() {
             return;
         }
         let old = old.filter(|o| !o.is_null());
+        let ratchet = match old {
+            Some(o) => o == new,
+            None => ratchet,
+        };
         if !node.rules.is_empty() {
-            self.rules(node, path, new, old);
+            self.rules(node, path, new, old, ratchet);
         }
         match new {
             Value::Object(obj) => {
                 for (name, child) in &node.props {
                     if let Some(v) = obj.get(name) {
                         let o = old.and_then(|o| o.get(name));
-                        self.walk(child, &child_path(path, name), v, o);
+                        self.walk(child, &child_path(path, name), v, o, ratchet);
                     }
                 }
                 if let Some(child) = &node.additional {
                     for (k, v) in obj {
                         let o = old.and_then(|o| o.get(k));
-                        self.walk(child, &format!("{path}[{k}]"), v, o);
+                        self.walk(child, &format!("{path}[{k}]"), v, o, ratchet);
                     }
                 }
             }
@@ -107,14 +122,14 @@ impl<'a> Evaluator<'a> {
                         (Some(keys), Some(olds)) => correlate(keys, v, olds),
                         _ => None,
                     };
-                    self.walk(child, &format!("{path}[{i}]"), v, o);
+                    self.walk(child, &format!("{path}[{i}]"), v, o, ratchet);
                 }
             }
             _ => {}
         }
     }
 
-    fn rules(&mut self, node: &Node, path: &str, new: &Value, old: Option<&Value>) {
+    fn rules(&mut self, node: &Node, path: &str, new: &Value, old: Option<&Value>, ratchet: bool) {
         let ty = Value::String(node.type_name().to_string());
         let at = shown(path);
         if self.budget == 0 {
@@ -125,10 +140,19 @@ impl<'a> Evaluator<'a> {
         let this = self.conv.convert(new, &node.schema, node.resource_root);
         let before = old.map(|o| self.conv.convert(o, &node.schema, node.resource_root));
         for rule in &node.rules {
-            if rule.uses_old_self && before.is_none() {
+            if rule.uses_old_self && before.is_none() && !rule.optional_old_self {
                 continue;
             }
-            let (result, meter) = self.run(&rule.program, &this, before.as_ref());
+            let old_self = if rule.optional_old_self {
+                let opt = match &before {
+                    Some(b) => OptionalValue::of(b.clone()),
+                    None => OptionalValue::none(),
+                };
+                Some(Cel::Opaque(Arc::new(opt)))
+            } else {
+                before.clone()
+            };
+            let (result, meter) = self.run(&rule.program, &this, old_self.as_ref());
             if meter.exceeded.load(Ordering::Relaxed) {
                 let detail = format!(
                     "'operation cancelled: actual cost limit exceeded': no further validation rules will be run due to call cost exceeds limit for rule: {}",
@@ -151,6 +175,9 @@ impl<'a> Evaluator<'a> {
                         .push(validation::invalid(&at, &ty, &eval_error(&e, rule)));
                     continue;
                 }
+            }
+            if ratchet && !rule.uses_old_self {
+                continue;
             }
             let failed_at = match &rule.field_path {
                 Some(fp) => shown(&child_path(path, fp)),

@@ -68,7 +68,7 @@ impl Rules {
             return Vec::new();
         };
         let mut ev = eval::Evaluator::new(&self.env, &self.conv);
-        ev.walk(root, "", new, old);
+        ev.walk(root, "", new, old, false);
         ev.out
     }
 }

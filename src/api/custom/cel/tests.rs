@@ -439,3 +439,41 @@ fn embedded_resource_is_a_resource_root() {
     );
     assert!(check(&r, o, None).is_empty());
 }
+
+#[test]
+fn unchanged_values_ratchet_failures_of_plain_rules() {
+    let r = compiled(crd(json!({"type": "object", "properties": {
+        "a": {"type": "string", "x-kubernetes-validations": [{"rule": "self.size() < 3"}]},
+        "b": {"type": "string"}}})));
+    let old = obj(json!({"a": "long", "b": "x"}));
+    // `a` already failed before and is unchanged: no error on update.
+    assert!(check(&r, obj(json!({"a": "long", "b": "y"})), Some(old.clone())).is_empty());
+    // Changing `a` to another bad value fails.
+    assert_eq!(
+        check(&r, obj(json!({"a": "longer", "b": "x"})), Some(old)),
+        vec!["spec.a: Invalid value: \"string\": failed rule: self.size() < 3"]
+    );
+}
+
+#[test]
+fn optional_old_self_runs_on_create_too() {
+    let r = compiled(crd(
+        json!({"type": "object", "properties": {"n": {"type": "integer",
+        "x-kubernetes-validations": [{"rule": "oldSelf.hasValue() ? self >= oldSelf.value() : self < 100",
+                                      "optionalOldSelf": true}]}}}),
+    ));
+    assert_eq!(check(&r, obj(json!({"n": 150})), None).len(), 1);
+    assert!(check(&r, obj(json!({"n": 5})), None).is_empty());
+    assert!(check(&r, obj(json!({"n": 150})), Some(obj(json!({"n": 120})))).is_empty());
+    assert_eq!(
+        check(&r, obj(json!({"n": 110})), Some(obj(json!({"n": 120})))).len(),
+        1
+    );
+    // Not allowed without oldSelf in the rule.
+    let errs = compile_errors(json!({"type": "object", "x-kubernetes-validations": [
+        {"rule": "true", "optionalOldSelf": true}]}));
+    assert_eq!(
+        errs,
+        vec![format!("{BASE}.x-kubernetes-validations[0].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule")]
+    );
+}

@@ -29,6 +29,9 @@ pub(super) struct Rule {
     pub program: cel::IdedExpr,
     pub message_program: Option<cel::IdedExpr>,
     pub uses_old_self: bool,
+    /// `optionalOldSelf: true`: the rule also runs without an old value,
+    /// seeing oldSelf as an optional.
+    pub optional_old_self: bool,
 }
 
 /// A schema node with rules at or below it.
@@ -207,6 +210,18 @@ impl Compiler<'_> {
                 .push(validation::invalid(&format!("{vp}.rule"), &bad, &detail));
             return None;
         }
+        if let (false, Some(flag)) = (
+            uses_old_self,
+            raw.get("optionalOldSelf").filter(|f| f.is_boolean()),
+        ) {
+            let detail = "may not be set if oldSelf is not used in rule";
+            self.errors.push(validation::invalid(
+                &format!("{vp}.optionalOldSelf"),
+                flag,
+                detail,
+            ));
+            return None;
+        }
         let message_program = if msg_expr.trim().is_empty() {
             None
         } else {
@@ -229,6 +244,7 @@ impl Compiler<'_> {
             program,
             message_program,
             uses_old_self,
+            optional_old_self: raw.get("optionalOldSelf") == Some(&Value::Bool(true)),
         })
     }
 
