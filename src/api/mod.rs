@@ -77,14 +77,16 @@ impl Api {
             .await
             .map_err(ApiError::internal)?;
         let services = verbs::Allocator::new(network);
-        Ok(Arc::new(Api {
+        let api = Arc::new(Api {
             registry: std::sync::RwLock::new(Arc::new(registry)),
             store,
             services,
             event_lease: std::sync::Mutex::new(None),
             authz: authz::State::default(),
             encryption,
-        }))
+        });
+        custom::start(api.clone());
+        Ok(api)
     }
 
     /// Secrets encryption, when the server was opened with it.

@@ -1,10 +1,17 @@
 //! Custom resources: CustomResourceDefinitions turned into served
 //! resources, with their schemas (validation, defaulting, pruning) and CEL
 //! rules.
+//!
+//! The door: [`CustomVersion`] (hung on each custom [`Resource`]), the
+//! write-path hooks `Api::custom_*`, and [`start`] (the controller that
+//! serves what the definitions say).
 
-// Wired into the write path by `custom` itself once the pieces land.
+// Navigation helpers (child, items, list types) serve server-side apply.
 #[allow(dead_code)]
 mod cel;
+mod check;
+mod controller;
+mod definition;
 #[allow(dead_code)]
 mod schema;
 
@@ -12,13 +19,189 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::api::{Api, Resource};
+pub use controller::start;
+pub use definition::ScalePaths;
+
+use crate::api::validation::FieldCause;
+use crate::api::{Api, ApiError, FieldValidation, Resource, WriteOptions};
+
+/// What a CustomResourceDefinition says of one served version.
+pub struct CustomVersion {
+    crd_name: String,
+    storage_version: String,
+    schema: Option<Arc<Value>>,
+    structural: Option<schema::Structural>,
+    rules: Option<cel::Rules>,
+    columns: Value,
+    scale: Option<ScalePaths>,
+    status: bool,
+}
+
+impl std::fmt::Debug for CustomVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomVersion")
+            .field("crd", &self.crd_name)
+            .field("storage_version", &self.storage_version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CustomVersion {
+    fn new(
+        crd_name: &str,
+        storage_version: &str,
+        schema: Option<Arc<Value>>,
+        columns: Value,
+        scale: Option<ScalePaths>,
+        status: bool,
+    ) -> Self {
+        // The definition was validated when it was written; a schema that
+        // still does not parse serves without validation rather than not at all.
+        let structural = schema
+            .as_deref()
+            .and_then(|s| schema::Structural::parse(s, "openAPIV3Schema").ok());
+        let rules = schema
+            .as_deref()
+            .and_then(|s| cel::Rules::compile(s, "openAPIV3Schema").ok())
+            .filter(|r| !r.is_empty());
+        CustomVersion {
+            crd_name: crd_name.to_string(),
+            storage_version: storage_version.to_string(),
+            schema,
+            structural,
+            rules,
+            columns,
+            scale,
+            status,
+        }
+    }
+
+    /// The CustomResourceDefinition's name (`widgets.example.com`).
+    pub fn crd_name(&self) -> &str {
+        &self.crd_name
+    }
+
+    /// `additionalPrinterColumns` as written (an array, or null).
+    pub fn printer_columns(&self) -> &Value {
+        &self.columns
+    }
+
+    pub fn scale(&self) -> Option<&ScalePaths> {
+        self.scale.as_ref()
+    }
+
+    pub fn has_status(&self) -> bool {
+        self.status
+    }
+
+    /// The apiVersion objects are stored at (`conversion: None` rewrites
+    /// only apiVersion between versions).
+    fn storage_api_version(&self, r: &Resource) -> String {
+        format!("{}/{}", r.group, self.storage_version)
+    }
+}
+
+/// Stored form of a custom object: the storage version's apiVersion.
+pub fn to_storage(r: &Resource, mut obj: Value) -> Value {
+    if let (Some(c), Some(m)) = (r.custom, obj.as_object_mut()) {
+        m.insert("apiVersion".into(), c.storage_api_version(r).into());
+    }
+    obj
+}
+
+/// Served form of a stored custom object: the request's version.
+pub fn served(r: &Resource, mut obj: Value) -> Value {
+    if let (Some(_), Some(m)) = (r.custom, obj.as_object_mut()) {
+        m.insert("apiVersion".into(), r.api_version().into());
+    }
+    obj
+}
+
+/// Drops fields the schema does not declare (upstream's pruning at
+/// decoding): refused under `fieldValidation=Strict`, reported under Warn.
+pub fn prune(r: &Resource, obj: &mut Value, opts: &WriteOptions) -> Result<(), ApiError> {
+    let Some(s) = r.custom.and_then(|c| c.structural.as_ref()) else {
+        return Ok(());
+    };
+    let pruned = s.prune(obj);
+    if pruned.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<String> = pruned
+        .iter()
+        .map(|p| format!("unknown field \"{p}\""))
+        .collect();
+    match opts.field_validation {
+        FieldValidation::Strict => Err(ApiError::BadRequest(format!(
+            "strict decoding error: {}",
+            messages.join(", ")
+        ))),
+        FieldValidation::Warn => {
+            if let Ok(mut w) = opts.warnings.lock() {
+                w.extend(messages);
+            }
+            Ok(())
+        }
+        FieldValidation::Ignore => Ok(()),
+    }
+}
+
+/// Schema defaults of a custom object.
+pub fn apply_defaults(r: &Resource, obj: &mut Value) {
+    if let Some(s) = r.custom.and_then(|c| c.structural.as_ref()) {
+        s.apply_defaults(obj);
+    }
+}
+
+/// Schema and CEL validation of a custom object (`old` on updates).
+pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<FieldCause> {
+    let Some(c) = r.custom else {
+        return Vec::new();
+    };
+    let mut causes = c
+        .structural
+        .as_ref()
+        .map(|s| s.validate(obj))
+        .unwrap_or_default();
+    // Upstream runs CEL only on schema-valid objects.
+    if causes.is_empty() {
+        if let Some(rules) = &c.rules {
+            causes.extend(rules.validate(obj, old));
+        }
+    }
+    causes
+}
+
+/// Checks a CustomResourceDefinition being written (`old` on updates) and,
+/// on create, adds the finalizer that empties its resources on delete.
+pub fn check_definition(
+    r: &Resource,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    if r.storage != controller::STORAGE {
+        return Ok(());
+    }
+    if old.is_none() {
+        let mut fins = crate::api::meta::finalizers(obj);
+        if !fins.iter().any(|f| f == controller::CLEANUP_FINALIZER) {
+            fins.push(controller::CLEANUP_FINALIZER.to_string());
+            crate::api::meta::meta_mut(obj).insert("finalizers".into(), fins.into());
+        }
+    }
+    let causes = check::definition(obj);
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(r, crate::api::meta::name(obj), causes))
+    }
+}
 
 impl Api {
     /// The OpenAPI v3 schema (JSONSchemaProps, with the
     /// `x-kubernetes-list-type`/`-list-map-keys`/`-map-type` markers) of a
     /// custom resource's version; None for built-in resources.
-    pub(crate) fn custom_schema(&self, _r: &Resource) -> Option<Arc<Value>> {
-        None
+    pub(crate) fn custom_schema(&self, r: &Resource) -> Option<Arc<Value>> {
+        r.custom.and_then(|c| c.schema.clone())
     }
 }

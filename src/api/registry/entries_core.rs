@@ -18,6 +18,7 @@ pub(super) const BASE: Resource = Resource {
     storage: "",
     name_rule: NameRule::Dns1123Subdomain,
     strategy: Strategy::PLAIN,
+    custom: None,
 };
 
 /// Verbs of a `status` subresource.
@@ -181,6 +182,13 @@ pub(super) static RESOURCES: &[Resource] = &[
         subresources: &[
             stream("attach", "PodAttachOptions", GET_CREATE),
             stream("binding", "Binding", &["create"]),
+            Subresource {
+                name: "ephemeralcontainers",
+                group: "",
+                version: "v1",
+                kind: "Pod",
+                verbs: STATUS_VERBS,
+            },
             Subresource {
                 name: "eviction",
                 group: "policy",

@@ -1,5 +1,5 @@
 //! The remaining groups: networking, discovery, coordination, rbac, storage,
-//! policy, scheduling, events and apiextensions.
+//! policy, scheduling, events, apiextensions and admissionregistration.
 
 use super::entries_core::{status, BASE};
 use super::{Resource, Strategy};
@@ -187,6 +187,28 @@ pub(super) static RESOURCES: &[Resource] = &[
         storage: "apiextensions.k8s.io/customresourcedefinitions",
         strategy: Strategy::SPEC,
         ..group("apiextensions.k8s.io")
+    },
+    Resource {
+        kind: "MutatingWebhookConfiguration",
+        plural: "mutatingwebhookconfigurations",
+        singular: "mutatingwebhookconfiguration",
+        categories: &["api-extensions"],
+        namespaced: false,
+        definition: Some("io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration"),
+        storage: "mutatingwebhookconfigurations",
+        strategy: crate::api::kinds::MUTATING_WEBHOOK_CONFIGURATION,
+        ..group("admissionregistration.k8s.io")
+    },
+    Resource {
+        kind: "ValidatingWebhookConfiguration",
+        plural: "validatingwebhookconfigurations",
+        singular: "validatingwebhookconfiguration",
+        categories: &["api-extensions"],
+        namespaced: false,
+        definition: Some("io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration"),
+        storage: "validatingwebhookconfigurations",
+        strategy: crate::api::kinds::VALIDATING_WEBHOOK_CONFIGURATION,
+        ..group("admissionregistration.k8s.io")
     },
     // Answered from the token authenticator, never stored (verbs/token.rs).
     Resource {

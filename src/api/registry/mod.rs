@@ -47,6 +47,9 @@ pub struct Resource {
     pub storage: &'static str,
     pub name_rule: NameRule,
     pub strategy: Strategy,
+    /// What a CustomResourceDefinition says of this version; None for
+    /// built-in kinds.
+    pub custom: Option<&'static crate::api::custom::CustomVersion>,
 }
 
 /// Standard verbs of a read-write resource.
@@ -111,7 +114,16 @@ impl Resource {
 
     /// Runs the kind's own validation on top of the metadata rules.
     pub fn validate(&self, obj: &Value) -> Vec<FieldCause> {
-        (self.strategy.validate)(obj)
+        let mut causes = (self.strategy.validate)(obj);
+        causes.extend(crate::api::custom::validate(self, obj, None));
+        causes
+    }
+
+    /// [`Resource::validate`] of an update: CEL transition rules see `old`.
+    pub fn validate_change(&self, new: &Value, old: &Value) -> Vec<FieldCause> {
+        let mut causes = (self.strategy.validate)(new);
+        causes.extend(crate::api::custom::validate(self, new, Some(old)));
+        causes
     }
 }
 

@@ -55,6 +55,7 @@ impl Api {
         m.insert("uid".into(), meta::new_uid().into());
         m.insert("creationTimestamp".into(), now.into());
         (r.strategy.defaults)(&mut obj);
+        crate::api::custom::apply_defaults(r, &mut obj);
         (r.strategy.prepare_create)(&mut obj);
         if r.group.is_empty() && r.plural == "pods" {
             self.apply_account_automount(&mut obj).await?;
@@ -83,6 +84,7 @@ impl Api {
             }
         }
         self.before_create(r, &mut obj)?;
+        self.track_fields(r, None, None, &mut obj, opts);
         let name = meta::name(&obj).to_string();
         let mut causes = validation::validate_object_meta(
             obj.get("metadata").unwrap_or(&Value::Null),

@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod ephemeral;
 mod eviction;
 mod list;
 mod patch;
@@ -42,6 +43,13 @@ fn store_error(r: &Resource, name: &str, e: StoreError) -> ApiError {
 /// The object in the version `r` serves (stored objects are in the
 /// storage version).
 fn served(r: &Resource, stored: &Arc<Value>) -> Arc<Value> {
+    if r.custom.is_some() {
+        let version = r.api_version();
+        if stored.get("apiVersion").and_then(Value::as_str) == Some(version.as_str()) {
+            return stored.clone();
+        }
+        return Arc::new(crate::api::custom::served(r, (**stored).clone()));
+    }
     match r.strategy.from_storage {
         Some(convert) => Arc::new(convert((**stored).clone())),
         None => stored.clone(),
@@ -49,6 +57,9 @@ fn served(r: &Resource, stored: &Arc<Value>) -> Arc<Value> {
 }
 
 fn served_owned(r: &Resource, stored: Value) -> Value {
+    if r.custom.is_some() {
+        return crate::api::custom::served(r, stored);
+    }
     match r.strategy.from_storage {
         Some(convert) => convert(stored),
         None => stored,
@@ -56,6 +67,9 @@ fn served_owned(r: &Resource, stored: Value) -> Value {
 }
 
 fn to_storage(r: &Resource, obj: Value) -> Value {
+    if r.custom.is_some() {
+        return crate::api::custom::to_storage(r, obj);
+    }
     match r.strategy.to_storage {
         Some(convert) => convert(obj),
         None => obj,
@@ -78,6 +92,7 @@ fn check_body(
     opts: &crate::api::WriteOptions,
 ) -> Result<(), ApiError> {
     use crate::api::FieldValidation;
+    crate::api::custom::prune(r, obj, opts)?;
     let Some(report) = r
         .definition
         .and_then(|d| crate::api::openapi::check_fields(d, obj))

@@ -166,6 +166,7 @@ impl Api {
 
     /// Create-time preparation that needs cluster state.
     pub(super) fn before_create(&self, r: &Resource, obj: &mut Value) -> Result<(), ApiError> {
+        crate::api::custom::check_definition(r, obj, None)?;
         if r.storage == "services/specs" {
             // An existing service is AlreadyExists, not an address clash.
             let name = crate::api::meta::name(obj);
@@ -189,6 +190,7 @@ impl Api {
         new: &mut Value,
         old: &Value,
     ) -> Result<(), ApiError> {
+        crate::api::custom::check_definition(r, new, Some(old))?;
         if r.storage == "services/specs" {
             drop_type_dependent_fields(new, old);
             return self.allocate_service(r, new, Some(old));

@@ -97,6 +97,10 @@ impl Api {
                 return Err(ApiError::modified(r, name));
             }
             self.prepare_update(r, subresource, &mut new, &old)?;
+            // Lease renewals stay in memory; their managedFields times may lag.
+            if !(is_node_heartbeat(r, namespace) && only_renewal(&new, &old)) {
+                self.track_fields(r, subresource, Some(&old), &mut new, opts);
+            }
             if unchanged(&new, &old) {
                 return Ok(old);
             }
@@ -185,6 +189,7 @@ impl Api {
             m.insert("generation".into(), g.clone());
         }
         (r.strategy.defaults)(new);
+        crate::api::custom::apply_defaults(r, new);
         self.before_update(r, new, old)?;
         if r.strategy.generation && meta::spec_part(new) != meta::spec_part(old) {
             let g = old_meta
@@ -199,10 +204,11 @@ impl Api {
             r.namespaced,
             r.name_rule,
         );
-        causes.extend(r.validate(new));
+        causes.extend(r.validate_change(new, old));
         // A binding sets spec.nodeName, which pod updates may not change
-        // (upstream binds outside the pod update strategy too).
-        if subresource != Some("binding") {
+        // (upstream binds outside the pod update strategy too); ephemeral
+        // containers have their own update rules (`ephemeral.rs`).
+        if !matches!(subresource, Some("binding" | "ephemeralcontainers")) {
             causes.extend((r.strategy.validate_update)(new, old));
         }
         if causes.is_empty() {
