@@ -225,6 +225,7 @@ impl<'a> Evaluator<'a> {
             m.charge(&v)?;
             Ok(v)
         });
+        super::k8s::register(&mut ctx);
         if let Err(e) = added {
             let err = ExecutionError::function_error(METER, e);
             return (Err(err), meter);

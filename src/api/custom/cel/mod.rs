@@ -10,6 +10,7 @@
 
 mod ast;
 mod eval;
+mod k8s;
 mod path;
 mod tree;
 mod value;

@@ -477,3 +477,54 @@ fn optional_old_self_runs_on_create_too() {
         vec![format!("{BASE}.x-kubernetes-validations[0].optionalOldSelf: Invalid value: true: may not be set if oldSelf is not used in rule")]
     );
 }
+
+#[test]
+fn kubernetes_library_functions() {
+    let props = json!({
+        "xs": {"type": "array", "items": {"type": "integer"}},
+        "url": {"type": "string"}, "ip": {"type": "string"}, "net": {"type": "string"},
+        "mem": {"type": "string"}, "name": {"type": "string"},
+    });
+    let rules = [
+        "self.xs.isSorted() && self.xs.sum() == 6",
+        "isURL(self.url) && !isURL('not a url')",
+        "isIP(self.ip) && !isIP('1.2.3') && isCIDR(self.net) && !isCIDR('10.0.0.0/33')",
+        "isQuantity(self.mem) && quantity(self.mem).isGreaterThan(quantity('1Gi'))",
+        "quantity('1Gi').compareTo(quantity('1024Mi')) == 0 && quantity('500m').asApproximateFloat() == 0.5",
+        "self.name.find('[0-9]+') == '42' && self.name.findAll('[a-z]') == ['a', 'b']",
+    ];
+    let list: Vec<Value> = rules.iter().map(|r| json!({"rule": r})).collect();
+    let r = compiled(crd(
+        json!({"type": "object", "properties": props, "x-kubernetes-validations": list}),
+    ));
+    let o = obj(
+        json!({"xs": [1, 2, 3], "url": "https://example.com/x", "ip": "10.0.0.1",
+        "net": "10.0.0.0/8", "mem": "2Gi", "name": "a42b"}),
+    );
+    assert_eq!(check(&r, o, None), Vec::<String>::new());
+    let o = obj(
+        json!({"xs": [3, 2], "url": "https://example.com/x", "ip": "10.0.0.1",
+        "net": "10.0.0.0/8", "mem": "512Mi", "name": "a42b"}),
+    );
+    assert_eq!(check(&r, o, None).len(), 2);
+}
+
+#[test]
+fn unknown_function_fails_the_object_not_the_server() {
+    let r = spec_rule(
+        json!({"name": {"type": "string"}}),
+        json!({"rule": "self.name.bogus()"}),
+    );
+    let out = check(&r, obj(json!({"name": "x"})), None);
+    assert_eq!(out.len(), 1);
+    assert!(
+        out[0].starts_with("spec: Invalid value: \"object\": "),
+        "{}",
+        out[0]
+    );
+    assert!(
+        out[0].ends_with(" evaluating rule: self.name.bogus()"),
+        "{}",
+        out[0]
+    );
+}
