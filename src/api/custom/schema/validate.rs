@@ -1,0 +1,596 @@
+//! Value validation as kube-openapi's `SchemaValidator` does it, with its
+//! errors converted to field causes as apiextensions' validation does,
+//! then the embedded-resource and list-type checks of the CR strategy.
+//!
+//! kube-openapi names a value by a path string (`spec.items[0].name`,
+//! additionalProperties keys joined with dots); causes use it without its
+//! leading dot, and `<nil>` (upstream's nil field path) when it is empty.
+//! Its composite errors (anyOf, oneOf, allOf, not) carry no path at all.
+
+use serde_json::{json, Map, Value};
+
+use super::formats;
+use super::gofmt::{
+    duplicate, go_float, invalid, invalid_num, not_supported, too_long, too_many, type_invalid, Num,
+};
+use super::{Additional, Structural};
+use crate::api::validation::{
+    go_quote, is_dns1035_label, required, validate_object_meta, FieldCause, NameRule,
+};
+
+const IN: &str = "body";
+
+pub(super) fn validate(root: &Structural, obj: &Value) -> Vec<FieldCause> {
+    let mut errs = Vec::new();
+    value(root, obj, "", &mut errs);
+    embedded(root, obj, "", &mut errs);
+    list_types(root, obj, "", &mut errs);
+    dedup(errs)
+}
+
+/// kube-openapi reports an error text once per result.
+fn dedup(errs: Vec<FieldCause>) -> Vec<FieldCause> {
+    let mut out: Vec<FieldCause> = Vec::with_capacity(errs.len());
+    for e in errs {
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
+}
+
+/// The cause's field for a kube-openapi name.
+fn field(name: &str) -> String {
+    let f = name.strip_prefix('.').unwrap_or(name);
+    if name.is_empty() || name == "." {
+        "<nil>".into()
+    } else {
+        f.to_string()
+    }
+}
+
+/// A composite error: upstream converts it with a nil path and "" value.
+fn composite(msg: String) -> FieldCause {
+    invalid("<nil>", &json!(""), &msg)
+}
+
+/// `<name> in body must be of type <want>: "<got>"`, a TypeInvalid whose
+/// value is `got`.
+fn type_error(name: &str, want: &str, got: &str) -> FieldCause {
+    let msg = format!("{name} in {IN} must be of type {want}: {}", go_quote(got));
+    type_invalid(&field(name), &json!(got), &msg)
+}
+
+/// Go's kind of a decoded value as the type validator names it:
+/// (JSON type, format).
+fn schema_info(v: &Value) -> (&'static str, &'static str) {
+    match v {
+        Value::Bool(_) => ("boolean", ""),
+        Value::String(_) => ("string", ""),
+        Value::Number(n) => match Num::of(n) {
+            Num::Int(_) => ("integer", "int64"),
+            Num::Float(_) => ("number", "float64"),
+        },
+        Value::Array(_) => ("array", ""),
+        Value::Object(_) => ("object", ""),
+        Value::Null => ("", ""),
+    }
+}
+
+/// swag `IsFloat64AJSONInteger`.
+fn is_json_integer(f: f64) -> bool {
+    const MAX: f64 = 9_007_199_254_740_991.0;
+    f.is_finite() && (-MAX..=MAX).contains(&f) && f.fract() == 0.0
+}
+
+fn types(s: &Structural) -> Vec<&str> {
+    if s.int_or_string {
+        vec!["integer", "string"]
+    } else if s.type_.is_empty() {
+        Vec::new()
+    } else {
+        vec![s.type_.as_str()]
+    }
+}
+
+/// One value against one schema node (kube-openapi `SchemaValidator`).
+/// Returns whether it added no errors.
+fn value(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) -> bool {
+    let before = errs.len();
+    if v.is_null() {
+        type_check(s, v, name, errs);
+        enum_check(s, v, name, errs);
+        return errs.len() == before;
+    }
+    type_check(s, v, name, errs);
+    combinators(s, v, name, errs);
+    match v {
+        Value::String(text) => {
+            string_check(s, text, name, errs);
+            if !s.format.is_empty() && !formats::valid(&s.format, text) {
+                errs.push(type_error(name, &s.format, text));
+            }
+        }
+        Value::Number(n) => number_check(s, Num::of(n), name, errs),
+        Value::Array(a) => array_check(s, a, name, errs),
+        _ => {}
+    }
+    enum_check(s, v, name, errs);
+    if let Value::Object(m) = v {
+        object_check(s, m, name, errs);
+    }
+    errs.len() == before
+}
+
+fn type_check(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) {
+    let want = types(s);
+    if want.is_empty() && s.format.is_empty() {
+        return;
+    }
+    if v.is_null() {
+        if !want.is_empty() && !s.nullable {
+            errs.push(type_error(name, &want.join(","), "null"));
+        }
+        return;
+    }
+    let (sch_type, format) = schema_info(v);
+    let is_float_int = matches!(v, Value::Number(n) if matches!(Num::of(n), Num::Float(f) if is_json_integer(f)))
+        && want.contains(&"integer");
+    let is_int_float = sch_type == "integer" && want.contains(&"number");
+    let stringy = v.is_string() || v.is_array();
+    let fmt = s.format.as_str();
+    if !stringy
+        && !fmt.is_empty()
+        && !(want.contains(&sch_type) || format == fmt || is_float_int || is_int_float)
+    {
+        errs.push(type_error(name, fmt, format));
+        return;
+    }
+    if !(want.contains(&"number") || want.contains(&"integer")) && !fmt.is_empty() && stringy {
+        return;
+    }
+    if !(want.contains(&sch_type) || is_float_int || is_int_float) {
+        errs.push(type_error(name, &want.join(","), sch_type));
+    }
+}
+
+fn combinators(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) {
+    let vv = &s.vv;
+    let quoted = go_quote(name);
+    if !vv.any_of.is_empty() {
+        // Upstream keeps the failures of the alternative with the most
+        // passing checks; the first failing one stands in for it here.
+        let mut first_failure: Option<Vec<FieldCause>> = None;
+        let mut ok = false;
+        for alt in &vv.any_of {
+            let mut sub = Vec::new();
+            if value(alt, v, name, &mut sub) {
+                ok = true;
+                break;
+            }
+            first_failure.get_or_insert(sub);
+        }
+        if !ok {
+            errs.push(composite(format!(
+                "{quoted} must validate at least one schema (anyOf)"
+            )));
+            errs.extend(first_failure.unwrap_or_default());
+        }
+    }
+    if !vv.one_of.is_empty() {
+        let mut valid = 0;
+        let mut first_failure: Option<Vec<FieldCause>> = None;
+        for alt in &vv.one_of {
+            let mut sub = Vec::new();
+            if value(alt, v, name, &mut sub) {
+                valid += 1;
+            } else if valid == 0 {
+                first_failure.get_or_insert(sub);
+            }
+        }
+        if valid != 1 {
+            let more = if valid == 0 {
+                "Found none valid".to_string()
+            } else {
+                format!("Found {valid} valid alternatives")
+            };
+            errs.push(composite(format!(
+                "{quoted} must validate one and only one schema (oneOf). {more}"
+            )));
+            if valid == 0 {
+                errs.extend(first_failure.unwrap_or_default());
+            }
+        }
+    }
+    if !vv.all_of.is_empty() {
+        let mut valid = 0;
+        for alt in &vv.all_of {
+            if value(alt, v, name, errs) {
+                valid += 1;
+            }
+        }
+        if valid != vv.all_of.len() {
+            let more = if valid == 0 { ". None validated" } else { "" };
+            errs.push(composite(format!(
+                "{quoted} must validate all the schemas (allOf){more}"
+            )));
+        }
+    }
+    if let Some(not) = &vv.not {
+        if value(not, v, name, &mut Vec::new()) {
+            errs.push(composite(format!(
+                "{quoted} must not validate the schema (not)"
+            )));
+        }
+    }
+}
+
+/// maxLength, minLength, pattern: only the first failure is reported.
+fn string_check(s: &Structural, text: &str, name: &str, errs: &mut Vec<FieldCause>) {
+    let vv = &s.vv;
+    let len = text.chars().count() as i64;
+    if let Some(max) = vv.max_length.filter(|m| len > *m) {
+        errs.push(too_long(&field(name), max));
+        return;
+    }
+    if let Some(min) = vv.min_length.filter(|m| len < *m) {
+        let msg = format!("{name} in {IN} should be at least {min} chars long");
+        errs.push(invalid(&field(name), &json!(text), &msg));
+        return;
+    }
+    if let Some(p) = &vv.pattern {
+        let shown = match &p.regex {
+            Some(r) if r.is_match(text) => return,
+            Some(_) => p.source.clone(),
+            None => format!("{}, but pattern is invalid", p.source),
+        };
+        let msg = format!("{name} in {IN} should match '{shown}'");
+        errs.push(invalid(&field(name), &json!(text), &msg));
+    }
+}
+
+fn number_check(s: &Structural, n: Num, name: &str, errs: &mut Vec<FieldCause>) {
+    let vv = &s.vv;
+    let f = field(name);
+    if let Some(factor) = vv.multiple_of {
+        // Integers are checked against the factor truncated to an integer,
+        // as upstream's native-type check does.
+        match n {
+            Num::Int(i) => {
+                let fi = factor as i64;
+                if fi <= 0 {
+                    let msg =
+                        format!("factor MultipleOf declared for {name} must be positive: {fi}");
+                    errs.push(invalid_num(&f, Num::Int(fi), &msg));
+                } else if i % fi != 0 {
+                    let msg = format!("{name} in {IN} should be a multiple of {fi}");
+                    errs.push(invalid_num(&f, n, &msg));
+                }
+            }
+            Num::Float(x) => {
+                if factor <= 0.0 {
+                    let msg = format!(
+                        "factor MultipleOf declared for {name} must be positive: {}",
+                        go_float(factor)
+                    );
+                    errs.push(invalid_num(&f, Num::Float(factor), &msg));
+                } else {
+                    let mult = if factor < 1.0 {
+                        1.0 / factor * x
+                    } else {
+                        x / factor
+                    };
+                    if !is_json_integer(mult) {
+                        let msg = format!(
+                            "{name} in {IN} should be a multiple of {}",
+                            go_float(factor)
+                        );
+                        errs.push(invalid_num(&f, n, &msg));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(min) = vv.minimum {
+        let excl = vv.exclusive_minimum;
+        let (fails, bound) = match n {
+            Num::Int(i) => {
+                let m = min as i64;
+                ((!excl && i < m) || (excl && i <= m), m.to_string())
+            }
+            Num::Float(x) => ((!excl && x < min) || (excl && x <= min), go_float(min)),
+        };
+        if fails {
+            let op = if excl {
+                "greater than"
+            } else {
+                "greater than or equal to"
+            };
+            let msg = format!("{name} in {IN} should be {op} {bound}");
+            errs.push(invalid_num(&f, n, &msg));
+        }
+    }
+    if let Some(max) = vv.maximum {
+        let excl = vv.exclusive_maximum;
+        let (fails, bound) = match n {
+            Num::Int(i) => {
+                let m = max as i64;
+                ((!excl && i > m) || (excl && i >= m), m.to_string())
+            }
+            Num::Float(x) => ((!excl && x > max) || (excl && x >= max), go_float(max)),
+        };
+        if fails {
+            let op = if excl {
+                "less than"
+            } else {
+                "less than or equal to"
+            };
+            let msg = format!("{name} in {IN} should be {op} {bound}");
+            errs.push(invalid_num(&f, n, &msg));
+        }
+    }
+}
+
+fn array_check(s: &Structural, a: &[Value], name: &str, errs: &mut Vec<FieldCause>) {
+    let vv = &s.vv;
+    if let Some(items) = &s.items {
+        for (i, x) in a.iter().enumerate() {
+            value(items, x, &format!("{name}[{i}]"), errs);
+        }
+    }
+    let size = a.len() as i64;
+    if let Some(min) = vv.min_items.filter(|m| size < *m) {
+        let msg = format!("{name} in {IN} should have at least {min} items");
+        errs.push(invalid_num(&field(name), Num::Int(size), &msg));
+    }
+    if let Some(max) = vv.max_items.filter(|m| size > *m) {
+        errs.push(too_many(&field(name), size, max));
+    }
+    if vv.unique_items && a.iter().enumerate().any(|(i, x)| a[..i].contains(x)) {
+        let msg = format!("{name} in {IN} shouldn't contain duplicates");
+        errs.push(invalid(&field(name), &json!(""), &msg));
+    }
+}
+
+/// Enum membership, numbers compared by value (Go converts the datum to
+/// the enum value's type before comparing).
+fn enum_check(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) {
+    let Some(values) = s.vv.enum_.as_ref().filter(|e| !e.is_empty()) else {
+        return;
+    };
+    let same = |e: &Value| match (e, v) {
+        (Value::Null, _) | (_, Value::Null) => false,
+        (Value::Number(a), Value::Number(b)) => Num::of(a).as_f64() == Num::of(b).as_f64(),
+        (a, b) => a == b,
+    };
+    if values.iter().any(same) {
+        return;
+    }
+    let shown: Vec<String> = values
+        .iter()
+        .map(|e| match e {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    errs.push(not_supported(&field(name), v, &shown));
+}
+
+fn object_check(s: &Structural, m: &Map<String, Value>, name: &str, errs: &mut Vec<FieldCause>) {
+    let vv = &s.vv;
+    let n = m.len() as i64;
+    if let Some(min) = vv.min_properties.filter(|x| n < *x) {
+        let msg = format!("{name} in {IN} should have at least {min} properties");
+        errs.push(invalid_num(&field(name), Num::Int(n), &msg));
+    }
+    if let Some(max) = vv.max_properties.filter(|x| n > *x) {
+        errs.push(too_many(&field(name), n, max));
+    }
+    match &s.additional {
+        Some(Additional::Allows(false)) => {
+            for k in m.keys().filter(|k| !s.properties.contains_key(*k)) {
+                let msg = format!("{name}.{k} in {IN} is a forbidden property");
+                errs.push(invalid(&field(name), &json!(k), &msg));
+            }
+        }
+        Some(Additional::Schema(a)) => {
+            for (k, x) in m.iter().filter(|(k, _)| !s.properties.contains_key(*k)) {
+                value(a, x, &format!("{name}.{k}"), errs);
+            }
+        }
+        _ => {}
+    }
+    for (k, p) in &s.properties {
+        if let Some(x) = m.get(k) {
+            let child = if name.is_empty() {
+                k.clone()
+            } else {
+                format!("{name}.{k}")
+            };
+            value(p, x, &child, errs);
+        }
+    }
+    for k in &vv.required {
+        if !m.contains_key(k) {
+            errs.push(required(&field(&format!("{name}.{k}")), ""));
+        }
+    }
+}
+
+/// field.Path rendering: children dotted, keys and indexes bracketed.
+fn child_path(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// Schema node for a field: a property, else additionalProperties (with
+/// the path step to use).
+fn field_schema<'a>(s: &'a Structural, path: &str, k: &str) -> Option<(&'a Structural, String)> {
+    if let Some(p) = s.properties.get(k) {
+        return Some((p, child_path(path, k)));
+    }
+    match &s.additional {
+        Some(Additional::Schema(a)) => Some((a, format!("{path}[{k}]"))),
+        _ => None,
+    }
+}
+
+/// Upstream `objectmeta.Validate` (not at the root): apiVersion, kind and
+/// metadata of `x-kubernetes-embedded-resource` objects.
+fn embedded(s: &Structural, v: &Value, path: &str, errs: &mut Vec<FieldCause>) {
+    match v {
+        Value::Object(m) => {
+            if s.embedded && !path.is_empty() {
+                embedded_resource(m, path, errs);
+            }
+            for (k, x) in m {
+                if let Some((p, at)) = field_schema(s, path, k) {
+                    embedded(p, x, &at, errs);
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = &s.items {
+                for (i, x) in a.iter().enumerate() {
+                    embedded(items, x, &format!("{path}[{i}]"), errs);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn embedded_resource(m: &Map<String, Value>, path: &str, errs: &mut Vec<FieldCause>) {
+    let api_path = child_path(path, "apiVersion");
+    let kind_path = child_path(path, "kind");
+    if !m.contains_key("apiVersion") {
+        errs.push(required(&api_path, "must not be empty"));
+    }
+    if !m.contains_key("kind") {
+        errs.push(required(&kind_path, "must not be empty"));
+    }
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            ("apiVersion", Value::String(av)) if av.is_empty() => {
+                errs.push(invalid(&api_path, v, "must not be empty"));
+            }
+            ("apiVersion", Value::String(av)) if av.matches('/').count() > 1 => {
+                let msg = format!("unexpected GroupVersion string: {av}");
+                errs.push(invalid(&api_path, v, &msg));
+            }
+            ("apiVersion", Value::String(_)) => {}
+            ("apiVersion", _) => errs.push(invalid(&api_path, v, "must be a string")),
+            ("kind", Value::String(kind)) if kind.is_empty() => {
+                errs.push(invalid(&kind_path, v, "must not be empty"));
+            }
+            ("kind", Value::String(kind)) => {
+                let bad = is_dns1035_label(&kind.to_lowercase());
+                if !bad.is_empty() {
+                    let msg = format!(
+                        "may have mixed case, but should otherwise match: {}",
+                        bad.join(",")
+                    );
+                    errs.push(invalid(&kind_path, v, &msg));
+                }
+            }
+            ("kind", _) => errs.push(invalid(&kind_path, v, "must be a string")),
+            ("metadata", Value::Object(meta)) => {
+                let mut meta = meta.clone();
+                let named = meta
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                if !named {
+                    meta.insert("name".into(), json!("fakename"));
+                }
+                let namespaced = meta
+                    .get("namespace")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+                let causes =
+                    validate_object_meta(&Value::Object(meta), namespaced, NameRule::PathSegment);
+                for mut c in causes {
+                    c.field = format!("{path}.{}", c.field);
+                    errs.push(c);
+                }
+            }
+            ("metadata", _) => errs.push(invalid(
+                &child_path(path, "metadata"),
+                v,
+                "must be an object",
+            )),
+            _ => {}
+        }
+    }
+}
+
+/// Upstream `ValidateListSetsAndMaps`: set elements and map keys unique.
+fn list_types(s: &Structural, v: &Value, path: &str, errs: &mut Vec<FieldCause>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if let Some((p, at)) = field_schema(s, path, k) {
+                    list_types(p, x, &at, errs);
+                }
+            }
+        }
+        Value::Array(a) => {
+            match s.list_type.as_deref() {
+                Some("set") => {
+                    for i in first_repeats(a) {
+                        errs.push(duplicate(&format!("{path}[{i}]"), &a[i]));
+                    }
+                }
+                Some("map") => list_map(s, a, path, errs),
+                _ => {}
+            }
+            if let Some(items) = &s.items {
+                for (i, x) in a.iter().enumerate() {
+                    list_types(items, x, &format!("{path}[{i}]"), errs);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Indexes of the second occurrence of each repeated element.
+fn first_repeats(a: &[Value]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for (i, x) in a.iter().enumerate() {
+        if a[..i].iter().filter(|y| *y == x).count() == 1 {
+            out.push(i);
+        }
+    }
+    out
+}
+
+fn list_map(s: &Structural, a: &[Value], path: &str, errs: &mut Vec<FieldCause>) {
+    for (i, x) in a.iter().enumerate() {
+        if !x.is_null() && !x.is_object() {
+            let msg = "must be an object for an array of list-type map";
+            errs.push(invalid(&format!("{path}[{i}]"), x, msg));
+            return;
+        }
+    }
+    // A missing key and an explicit null are different keys; only present
+    // key fields take part.
+    let keys: Vec<Value> = a
+        .iter()
+        .map(|x| {
+            let mut key = Map::new();
+            for k in &s.list_map_keys {
+                if let Some(v) = x.get(k) {
+                    key.insert(k.clone(), v.clone());
+                }
+            }
+            Value::Object(key)
+        })
+        .collect();
+    for i in first_repeats(&keys) {
+        errs.push(duplicate(&format!("{path}[{i}]"), &keys[i]));
+    }
+}
