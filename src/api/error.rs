@@ -71,6 +71,13 @@ pub enum ApiError {
     Internal(String),
     #[error("{0}")]
     Unprocessable(String),
+    /// Server-side apply conflicts: 409 with one FieldManagerConflict
+    /// cause (message, field) per field, no name or kind (as upstream).
+    #[error("{message}")]
+    ApplyConflict {
+        message: String,
+        causes: Vec<(String, String)>,
+    },
 }
 
 impl ApiError {
@@ -127,7 +134,9 @@ impl ApiError {
     pub fn code(&self) -> u16 {
         match self {
             ApiError::NotFound { .. } | ApiError::NoRoute => 404,
-            ApiError::AlreadyExists { .. } | ApiError::Conflict { .. } => 409,
+            ApiError::AlreadyExists { .. }
+            | ApiError::Conflict { .. }
+            | ApiError::ApplyConflict { .. } => 409,
             ApiError::Invalid { .. } | ApiError::Unprocessable(_) => 422,
             ApiError::BadRequest(_) => 400,
             ApiError::MethodNotAllowed => 405,
@@ -147,7 +156,7 @@ impl ApiError {
         match self {
             ApiError::NotFound { .. } | ApiError::NoRoute => "NotFound",
             ApiError::AlreadyExists { .. } => "AlreadyExists",
-            ApiError::Conflict { .. } => "Conflict",
+            ApiError::Conflict { .. } | ApiError::ApplyConflict { .. } => "Conflict",
             ApiError::Invalid { .. } | ApiError::Unprocessable(_) => "Invalid",
             ApiError::BadRequest(_) => "BadRequest",
             ApiError::MethodNotAllowed => "MethodNotAllowed",
@@ -203,6 +212,10 @@ impl ApiError {
             ApiError::TooManyRequests { causes, .. } => Some(json!({"causes": causes
                 .iter()
                 .map(|(reason, message)| json!({"reason": reason, "message": message}))
+                .collect::<Vec<_>>()})),
+            ApiError::ApplyConflict { causes, .. } => Some(json!({"causes": causes
+                .iter()
+                .map(|(message, field)| json!({"type": "FieldManagerConflict", "message": message, "field": field}))
                 .collect::<Vec<_>>()})),
             _ => None,
         };

@@ -46,6 +46,15 @@ pub struct WriteOptions {
     /// Annotations admission adds to the request's audit event
     /// (e.g. PodSecurity's audit-level violations).
     pub audit_annotations: AuditAnnotations,
+    /// The `fieldManager` parameter.
+    pub field_manager: Option<String>,
+    /// The `force` parameter (apply patches only).
+    pub force: Option<bool>,
+    /// The request's User-Agent, for the default field manager.
+    pub user_agent: Option<String>,
+    /// Set by the apply path: managedFields are already computed, the
+    /// write is not also recorded as an Update.
+    pub(crate) applying: bool,
 }
 
 /// Key/value annotations for an audit event, shared with the HTTPS server.

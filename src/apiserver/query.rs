@@ -101,7 +101,7 @@ impl Query {
             }
         };
         if let Some(m) = self.get("fieldManager") {
-            // Upstream's limit; managed-field tracking itself comes with server-side apply.
+            // Upstream's limit.
             if m.len() > 128 {
                 return Err(ApiError::BadRequest(format!(
                     "fieldManager: Too long: may not be more than 128 bytes (got {})",
@@ -109,9 +109,21 @@ impl Query {
                 )));
             }
         }
+        let force = match self.get("force") {
+            None | Some("") => None,
+            Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Some(true),
+            Some("false" | "0" | "f" | "F" | "FALSE" | "False") => Some(false),
+            Some(other) => {
+                return Err(ApiError::BadRequest(format!(
+                    "force: invalid boolean value {other:?}"
+                )))
+            }
+        };
         Ok(WriteOptions {
             dry_run: self.dry_run()?,
             field_validation,
+            field_manager: self.get("fieldManager").map(str::to_string),
+            force,
             ..Default::default()
         })
     }

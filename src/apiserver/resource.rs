@@ -27,7 +27,12 @@ pub struct Call<'a> {
     pub user: Option<Arc<UserInfo>>,
     /// Filled by admission, read back into the audit event.
     pub audit_annotations: crate::api::AuditAnnotations,
+    /// The User-Agent header: the default field manager.
+    pub user_agent: Option<String>,
 }
+
+/// The media type of server-side apply patches.
+const APPLY_PATCH: &str = "application/apply-patch+yaml";
 
 fn is_streaming(sub: &str) -> bool {
     matches!(sub, "log" | "exec" | "attach" | "portforward" | "proxy")
@@ -142,6 +147,7 @@ async fn dispatch(
             opts.warnings = warnings.clone();
             opts.user = call.user.clone();
             opts.audit_annotations = call.audit_annotations.clone();
+            opts.user_agent = call.user_agent.clone();
             if r.plural == "bindings" {
                 let name = crate::api::meta_name(&body).to_string();
                 let pods = api
@@ -160,6 +166,7 @@ async fn dispatch(
             opts.warnings = warnings.clone();
             opts.user = call.user.clone();
             opts.audit_annotations = call.audit_annotations.clone();
+            opts.user_agent = call.user_agent.clone();
             if let Some(s @ ("eviction" | "token")) = sub {
                 api.admit_subresource_create(r, s, ns, name, &body, call.user.as_deref())
                     .await?;
@@ -178,6 +185,7 @@ async fn dispatch(
             opts.warnings = warnings.clone();
             opts.user = call.user.clone();
             opts.audit_annotations = call.audit_annotations.clone();
+            opts.user_agent = call.user_agent.clone();
             let out = match sub {
                 Some("scale") => api.update_scale(r, ns, name, body, &opts).await?,
                 Some("finalize") => api.finalize_namespace(r, name, &body, &opts).await?,
@@ -191,6 +199,21 @@ async fn dispatch(
                 ApiError::UnsupportedMediaType(format!(
                     "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
                 ))
+            let essence = ct.split(';').next().unwrap_or_default().trim();
+            if essence.eq_ignore_ascii_case(APPLY_PATCH) {
+                let mut opts = call.query.write()?;
+                opts.warnings = warnings.clone();
+                opts.user = call.user.clone();
+                opts.audit_annotations = call.audit_annotations.clone();
+                opts.user_agent = call.user_agent.clone();
+                let (out, created) = api.apply_patch(r, ns, name, &call.body, sub, &opts).await?;
+                return Ok(object_response(
+                    r,
+                    if created { 201 } else { 200 },
+                    &out,
+                    output,
+                ));
+            }
             })?;
             let mut opts = call.query.write()?;
             opts.warnings = warnings.clone();
@@ -200,6 +223,7 @@ async fn dispatch(
                 .patch(r, ns, name, patch_type, &call.body, sub, &opts)
                 .await?;
             Ok(object_response(r, 200, &out, output))
+            opts.user_agent = call.user_agent.clone();
         }
         (&Method::DELETE, Some(name)) => {
             let body = if call.body.iter().all(u8::is_ascii_whitespace) {
@@ -240,7 +264,7 @@ pub fn object_response(r: &Resource, code: u16, obj: &Value, output: Output) -> 
     match output {
         Output::Table(include) if obj.get("kind").and_then(Value::as_str) == Some(r.kind) => {
             let meta = json!({"resourceVersion": obj.get("metadata").and_then(|m| m.get("resourceVersion")).cloned().unwrap_or(Value::Null)});
-            let t = table::table(r.group, r.plural, [obj], include, meta, SystemTime::now());
+            let t = table::table_of(r, [obj], include, meta, SystemTime::now());
             codec::respond(code, &t, Output::Json)
         }
         Output::PartialMetadata => codec::respond(code, &partial_metadata(obj), Output::Json),
@@ -266,9 +290,8 @@ pub fn list_response(r: &Resource, list: ListResult, output: Output) -> Response
     let meta = list_meta(&list);
     match output {
         Output::Table(include) => {
-            let t = table::table(
-                r.group,
-                r.plural,
+            let t = table::table_of(
+                r,
                 list.items.iter().map(|i| i.as_ref()),
                 include,
                 meta,

@@ -30,6 +30,7 @@ mod security_podsecurity;
 mod security_rbac;
 mod security_tokens;
 mod server;
+mod server_side_apply;
 mod services_api;
 mod snapshots;
 mod tokens;

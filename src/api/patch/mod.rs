@@ -154,3 +154,10 @@ pub fn field_patch_meta(definition: &str, field: &str) -> Option<FieldPatchMeta>
         merge_key: (!f.merge_key.is_empty()).then_some(f.merge_key),
     })
 }
+
+/// The definition of the value under `field` of `definition` (its object,
+/// list element or map value), when the tables know it has patch metadata
+/// of its own; server-side apply walks list types down the same tables.
+pub(crate) fn field_child(definition: &str, field: &str) -> Option<&'static str> {
+    schema::lookup(schema::fields(definition), field).child
+}

@@ -1,0 +1,214 @@
+//! Server-side apply with real kubectl (1.27 and 1.33): managedFields on
+//! every write, apply by two field managers with upstream's conflict text,
+//! `--force-conflicts` moving ownership, `--show-managed-fields`, and the
+//! move from client-side to server-side apply.
+
+use crate::common::{Proc, KUBECTL_NEWEST, KUBECTL_OLDEST};
+use serde_json::Value;
+
+/// Runs `$scenario(version)` as one test per kubectl version.
+macro_rules! both_versions {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn kubectl_1_27() {
+                super::$scenario(super::KUBECTL_OLDEST);
+            }
+            #[test]
+            fn kubectl_1_33() {
+                super::$scenario(super::KUBECTL_NEWEST);
+            }
+        }
+    )*};
+}
+
+both_versions!(
+    two_managers_conflict_and_force,
+    client_side_then_server_side,
+    deployment_conflict_names_the_field
+);
+
+fn configmap(name: &str, data: &[(&str, &str)]) -> String {
+    let mut s = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  namespace: default\ndata:\n"
+    );
+    for (k, v) in data {
+        s.push_str(&format!("  {k}: \"{v}\"\n"));
+    }
+    s
+}
+
+fn managers(obj: &Value) -> Vec<(String, String)> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .map(|e| {
+                    (
+                        e["manager"].as_str().unwrap_or_default().to_string(),
+                        e["operation"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn fields_of<'a>(obj: &'a Value, manager: &str) -> &'a Value {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .and_then(|l| l.iter().find(|e| e["manager"] == manager))
+        .map(|e| &e["fieldsV1"])
+        .unwrap_or_else(|| panic!("no entry of {manager}: {obj}"))
+}
+
+fn two_managers_conflict_and_force(version: &str) {
+    let p = Proc::server();
+    let k = p.kubectl(version);
+    let a = configmap("cm", &[("k", "1"), ("j", "x")]);
+    assert_eq!(
+        k.stdin_ok(
+            &["apply", "--server-side", "--field-manager", "a", "-f", "-"],
+            &a
+        ),
+        "configmap/cm serverside-applied\n"
+    );
+    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json"])).unwrap();
+    assert_eq!(managers(&cm), [("a".to_string(), "Apply".to_string())]);
+    assert_eq!(
+        fields_of(&cm, "a")["f:data"],
+        serde_json::json!({"f:j": {}, "f:k": {}})
+    );
+
+    let b = configmap("cm", &[("k", "2")]);
+    let err = k.stdin_err(
+        &["apply", "--server-side", "--field-manager", "b", "-f", "-"],
+        &b,
+    );
+    assert!(
+        err.contains(r#"Apply failed with 1 conflict: conflict with "a": .data.k"#),
+        "{err}"
+    );
+    assert!(err.contains("--force-conflicts"), "{err}");
+
+    k.stdin_ok(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "b",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        &b,
+    );
+    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json"])).unwrap();
+    assert_eq!(cm["data"]["k"], "2");
+    assert_eq!(cm["data"]["j"], "x");
+    assert_eq!(
+        fields_of(&cm, "a")["f:data"],
+        serde_json::json!({"f:j": {}})
+    );
+    assert_eq!(
+        fields_of(&cm, "b")["f:data"],
+        serde_json::json!({"f:k": {}})
+    );
+
+    let shown = k.ok(&["get", "cm", "cm", "-o", "yaml", "--show-managed-fields"]);
+    assert!(
+        shown.contains("manager: a") && shown.contains("manager: b"),
+        "{shown}"
+    );
+    assert!(shown.contains("operation: Apply"), "{shown}");
+    let hidden = k.ok(&["get", "cm", "cm", "-o", "yaml"]);
+    assert!(!hidden.contains("managedFields"), "{hidden}");
+
+    // A manager that stops applying a field it alone owns removes it.
+    let a2 = configmap("cm", &[("k", "2")]);
+    k.stdin_ok(
+        &["apply", "--server-side", "--field-manager", "a", "-f", "-"],
+        &a2,
+    );
+    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json"])).unwrap();
+    assert!(cm["data"].get("j").is_none(), "{cm}");
+    assert_eq!(cm["data"]["k"], "2");
+}
+
+fn client_side_then_server_side(version: &str) {
+    let p = Proc::server();
+    let k = p.kubectl(version);
+    assert_eq!(
+        k.stdin_ok(&["apply", "-f", "-"], &configmap("csa", &[("x", "1")])),
+        "configmap/csa created\n"
+    );
+    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json"])).unwrap();
+    assert_eq!(
+        managers(&cm),
+        [(
+            "kubectl-client-side-apply".to_string(),
+            "Update".to_string()
+        )]
+    );
+    // A changed value: kubectl's own manager may take what its client-side
+    // apply set.
+    assert_eq!(
+        k.stdin_ok(
+            &["apply", "--server-side", "-f", "-"],
+            &configmap("csa", &[("x", "2"), ("y", "3")])
+        ),
+        "configmap/csa serverside-applied\n"
+    );
+    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json"])).unwrap();
+    assert_eq!(cm["data"]["x"], "2");
+    assert_eq!(cm["data"]["y"], "3");
+    assert!(
+        managers(&cm).contains(&("kubectl".to_string(), "Apply".to_string())),
+        "{cm}"
+    );
+    // And back to client-side apply, then an edit by label: every write is
+    // recorded.
+    k.stdin_ok(
+        &["apply", "-f", "-"],
+        &configmap("csa", &[("x", "4"), ("y", "3")]),
+    );
+    k.ok(&["label", "cm", "csa", "l=v"]);
+    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json"])).unwrap();
+    assert_eq!(cm["data"]["x"], "4");
+    let labels = &fields_of(&cm, "kubectl-label")["f:metadata"]["f:labels"];
+    assert!(labels.get("f:l").is_some(), "{cm}");
+}
+
+fn deployment_conflict_names_the_field(version: &str) {
+    let p = Proc::server();
+    let k = p.kubectl(version);
+    let deploy = |replicas: u32| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: app\n        image: nginx\n"
+        )
+    };
+    k.stdin_ok(
+        &["apply", "--server-side", "--field-manager", "a", "-f", "-"],
+        &deploy(1),
+    );
+    let err = k.stdin_err(
+        &["apply", "--server-side", "--field-manager", "b", "-f", "-"],
+        &deploy(2),
+    );
+    assert!(
+        err.contains(r#"Apply failed with 1 conflict: conflict with "a": .spec.replicas"#),
+        "{err}"
+    );
+    // kubectl scale is an Update through the scale subresource; a later
+    // apply of the old count conflicts with it.
+    k.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    let err = k.stdin_err(
+        &["apply", "--server-side", "--field-manager", "a", "-f", "-"],
+        &deploy(1),
+    );
+    assert!(
+        err.contains("Apply failed with 1 conflict: conflict with \"")
+            && err.contains(".spec.replicas"),
+        "{err}"
+    );
+}
