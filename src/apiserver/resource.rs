@@ -189,6 +189,10 @@ async fn dispatch(
             let out = match sub {
                 Some("scale") => api.update_scale(r, ns, name, body, &opts).await?,
                 Some("finalize") => api.finalize_namespace(r, name, &body, &opts).await?,
+                Some("ephemeralcontainers") => {
+                    api.update_ephemeral_containers(r, ns, name, body, &opts)
+                        .await?
+                }
                 _ => api.update(r, ns, name, body, sub, &opts).await?,
             };
             Ok(object_response(r, 200, &out, output))
