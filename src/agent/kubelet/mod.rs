@@ -7,6 +7,7 @@
 // Parts are being written in parallel; the allowance goes once they are wired.
 
 mod cleanup;
+mod ephemeral;
 mod eviction;
 mod images;
 mod node;

@@ -42,6 +42,9 @@ pub struct StartInput<'a> {
     pub pod_ip: Option<IpAddr>,
     pub volumes: &'a PodVolumes,
     pub restart_count: u32,
+    /// An ephemeral container's target: the container id whose process
+    /// namespace it joins.
+    pub pid_target: Option<&'a str>,
 }
 
 pub fn pod_dir<C: Client + Clone>(ctx: &Ctx<C>, uid: &str) -> PathBuf {
@@ -136,8 +139,11 @@ pub async fn start<C: Client + Clone>(
         image_user: image_user(ctx, &image_ref).await,
         seccomp_root: None,
     };
-    let config = spec::container_config(pod, container, &cctx)
+    let mut config = spec::container_config(pod, container, &cctx)
         .map_err(|e| Waiting::new("CreateContainerConfigError", e.to_string(), Some("Failed")))?;
+    if let Some(target) = input.pid_target {
+        super::ephemeral::target_pid_namespace(&mut config, target);
+    }
     let created = ctx
         .cri
         .runtime()

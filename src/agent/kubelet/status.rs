@@ -323,6 +323,18 @@ pub fn build<C: Client + Clone>(w: &Worker<C>) -> Value {
     if !init_statuses.is_empty() {
         status.insert("initContainerStatuses".into(), json!(init_statuses));
     }
+    let ephemeral: Vec<Value> = super::ephemeral::containers(pod)
+        .iter()
+        .map(|(c, _)| {
+            // Never ready: ephemeral containers serve nothing.
+            let mut v = container_status(w, c, false, false).value;
+            v["ready"] = json!(false);
+            v
+        })
+        .collect();
+    if !ephemeral.is_empty() {
+        status.insert("ephemeralContainerStatuses".into(), json!(ephemeral));
+    }
     if let Some(wait) = &w.pod_waiting {
         if phase == "Pending" {
             status.insert("message".into(), json!(wait.message));

@@ -361,6 +361,10 @@ impl<C: Client + Clone> Worker<C> {
                 }
             }
         }
+        // Ephemeral containers may start before initialization is done.
+        if let Some(at) = super::ephemeral::sync(self, &sandbox, &sandbox_config, &volumes).await {
+            wake = wake.min(at);
+        }
         // Started something: look at the runtime again for the status.
         self.runtime = observe::observe(&self.ctx.cri, &uid).await?;
         teardown::prune(self).await;
@@ -473,6 +477,7 @@ impl<C: Client + Clone> Worker<C> {
             pod_ip: sandbox.ip,
             volumes,
             restart_count,
+            pid_target: None,
         };
         let mut pull = std::mem::take(&mut self.tracks.entry(name.clone()).or_default().pull);
         let result = start::start(&self.ctx, &input, c, &mut pull).await;
