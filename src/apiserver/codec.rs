@@ -42,7 +42,12 @@ pub fn negotiate(accept: Option<&str>) -> Result<Output, ApiError> {
                 }
             }
         }
-        let json_like = matches!(media.as_str(), "application/json" | "*/*" | "application/*");
+        // We serve no protobuf: a client asking for it (client-go reads the
+        // answer by its Content-Type) gets JSON rather than a 406.
+        let json_like = matches!(
+            media.as_str(),
+            "application/json" | "*/*" | "application/*" | super::proto::CONTENT_TYPE
+        );
         match (json_like, as_.as_deref(), group.as_deref()) {
             (true, Some("Table"), Some("meta.k8s.io")) => {
                 return Ok(Output::Table(IncludeObject::Metadata))
@@ -138,7 +143,20 @@ mod tests {
             negotiate(Some("application/vnd.kubernetes.protobuf, */*")).ok(),
             Some(Output::Json)
         );
-        assert!(negotiate(Some("application/vnd.kubernetes.protobuf")).is_err());
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf")).ok(),
+            Some(Output::Json)
+        );
+        assert_eq!(
+            negotiate(Some("application/vnd.kubernetes.protobuf;stream=watch")).ok(),
+            Some(Output::Json)
+        );
+        assert!(matches!(
+            negotiate(Some(
+                "application/vnd.kubernetes.protobuf;as=Table;v=v1;g=meta.k8s.io"
+            )),
+            Ok(Output::Table(_))
+        ));
         assert!(negotiate(Some("text/html")).is_err());
     }
 
