@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use super::default_check;
 use super::gofmt::{invalid, not_supported};
 use super::{Additional, Structural};
 use crate::api::validation::{forbidden, invalid_string_list, required, FieldCause};
@@ -32,6 +33,9 @@ pub(super) fn check(root: &Structural, base: &str) -> Vec<FieldCause> {
     invariants(root, Level::Root, base, &mut structural);
     completeness_vv(root, root, base, base, &mut structural);
     structural.sort_by_key(|c| c.summary());
+    if structural.is_empty() {
+        errs.extend(default_check::validate_defaults(root, base));
+    }
     errs.extend(structural);
     let ctx = Ctx {
         inside_meta: false,

@@ -11,6 +11,7 @@
 //! allow them only value validations, which the same validator evaluates.
 
 mod check;
+mod default_check;
 mod defaults;
 mod formats;
 mod gofmt;

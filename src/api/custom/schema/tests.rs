@@ -677,3 +677,28 @@ fn unique_items_and_forbidden_properties() {
         ]
     );
 }
+
+#[test]
+fn defaults_must_validate_and_be_pruned() {
+    let e = parse_errors(
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "replicas": {"type": "integer", "default": "one"},
+        "size": {"type": "integer", "maximum": 5, "default": 9},
+        "obj": {"type": "object", "properties": {"a": {"type": "string"}}, "default": {"a": "x", "b": 1}}}}}}),
+    );
+    let p = format!("{BASE}.properties[spec].properties");
+    assert_eq!(
+        e,
+        [
+            format!(
+                r#"{p}[obj].default: Invalid value: map[string]interface {{}}{{"a":"x", "b":1}}: must not have unknown fields"#
+            ),
+            format!(
+                r#"{p}[replicas].default: Invalid value: "string":  in body must be of type integer: "string""#
+            ),
+            format!(
+                r#"{p}[size].default: Invalid value: 9:  in body should be less than or equal to 5"#
+            ),
+        ]
+    );
+}

@@ -28,6 +28,21 @@ pub(super) fn validate(root: &Structural, obj: &Value) -> Vec<FieldCause> {
     dedup(errs)
 }
 
+/// kube-openapi's causes alone, for a value at the root of `s`.
+pub(super) fn schema_causes(s: &Structural, v: &Value) -> Vec<FieldCause> {
+    let mut errs = Vec::new();
+    value(s, v, "", &mut errs);
+    dedup(errs)
+}
+
+/// Embedded-resource causes for a value at `path` (non-empty), `s` itself
+/// included when it is an embedded resource.
+pub(super) fn embedded_causes(s: &Structural, v: &Value, path: &str) -> Vec<FieldCause> {
+    let mut errs = Vec::new();
+    embedded(s, v, path, &mut errs);
+    errs
+}
+
 /// kube-openapi reports an error text once per result.
 fn dedup(errs: Vec<FieldCause>) -> Vec<FieldCause> {
     let mut out: Vec<FieldCause> = Vec::with_capacity(errs.len());
