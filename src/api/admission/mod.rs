@@ -2,7 +2,8 @@
 //! run on the defaulted object before validation; validating plugins run
 //! on the validated object just before it is written. Each plugin is one
 //! file; in-process callers (controllers, the server's own node agent)
-//! have no user and pass the user-based checks.
+//! have no user and pass the user-based checks. Dynamic admission
+//! (webhook configurations) runs last in each phase (`webhooks/`).
 
 mod escalation;
 mod lifecycle;
@@ -13,8 +14,11 @@ mod priority;
 mod quota;
 mod storage_class;
 mod tolerations;
+mod webhooks;
 
 pub(crate) use tolerations::default_toleration_seconds;
+#[allow(unused_imports)] // for CRD serving (conversion webhooks)
+pub(crate) use webhooks::convert;
 
 use serde_json::Value;
 
@@ -96,6 +100,7 @@ impl Api {
         limit_ranger::mutate(self, req, obj, old).await?;
         storage_class::mutate(self, req, obj, old).await?;
         priority::mutate(self, req, obj, old).await?;
+        self.webhooks_mutate(req, obj, old).await?;
         Ok(())
     }
 
@@ -112,6 +117,8 @@ impl Api {
         escalation::validate(self, req, obj, old).await?;
         limit_ranger::validate(self, req, obj, old).await?;
         pod_security::validate(self, req, obj, old).await?;
+        // Webhooks before quota, as upstream: a refused write charges nothing.
+        self.webhooks_validate(req, obj, old).await?;
         quota::validate(self, req, obj, old).await?;
         Ok(())
     }

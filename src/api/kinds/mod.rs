@@ -5,6 +5,7 @@
 //! nothing here panics on wrong types: defaults skip what they cannot
 //! read and validation reports it.
 
+mod admissionregistration;
 mod apps;
 mod batch;
 mod config;
@@ -330,3 +331,17 @@ mod tests {
         assert!((DEPLOYMENT.validate_update)(&d, &again).is_empty());
     }
 }
+
+// admissionregistration.k8s.io/v1
+
+pub const MUTATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
+    defaults: admissionregistration::mutating_defaults,
+    validate: admissionregistration::mutating_validate,
+    ..Strategy::PLAIN
+};
+
+pub const VALIDATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
+    defaults: admissionregistration::validating_defaults,
+    validate: admissionregistration::validating_validate,
+    ..Strategy::PLAIN
+};
