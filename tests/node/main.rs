@@ -11,6 +11,7 @@ mod agent_lifecycle;
 mod agent_pods;
 mod agent_streaming;
 mod agent_token;
+mod debug;
 mod dns;
 mod install;
 mod proxy;
