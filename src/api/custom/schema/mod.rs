@@ -128,6 +128,13 @@ impl Structural {
         validate::validate(self, obj)
     }
 
+    /// Validates an update: as [`Structural::validate`], but schema errors
+    /// on values unchanged from `old` are dropped (upstream's ratcheting)
+    /// and list-type uniqueness is only enforced when `old` satisfied it.
+    pub fn validate_update(&self, obj: &Value, old: &Value) -> Vec<FieldCause> {
+        validate::validate_update(self, obj, old)
+    }
+
     /// Drops non-nullable nulls that have no default, then fills defaults
     /// (upstream `PruneNonNullableNullsWithoutDefaults` then `Default`).
     pub fn apply_defaults(&self, obj: &mut Value) {

@@ -702,3 +702,28 @@ fn defaults_must_validate_and_be_pruned() {
         ]
     );
 }
+
+#[test]
+fn updates_ratchet_unchanged_values() {
+    let s = schema(json!({"type": "object", "properties": {
+        "a": {"type": "integer", "maximum": 5},
+        "b": {"type": "integer", "maximum": 5},
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+            "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string"}, "port": {"type": "integer", "maximum": 10}}}}}}));
+    let old = json!({"spec": {"a": 9, "b": 1, "ports": [{"name": "x", "port": 99}]}});
+    let new = json!({"spec": {"a": 9, "b": 7, "ports": [{"name": "y", "port": 1}, {"name": "x", "port": 99}]}});
+    let e: Vec<String> = s
+        .validate_update(&new, &old)
+        .iter()
+        .map(|c| c.summary())
+        .collect();
+    assert_eq!(
+        e,
+        ["spec.b: Invalid value: 7: spec.b in body should be less than or equal to 5"]
+    );
+    assert_eq!(s.validate(&new).len(), 3);
+    // A changed value is validated again.
+    let newer = json!({"spec": {"a": 8, "b": 1, "ports": [{"name": "x", "port": 98}]}});
+    assert_eq!(s.validate_update(&newer, &old).len(), 2);
+}

@@ -22,16 +22,31 @@ const IN: &str = "body";
 
 pub(super) fn validate(root: &Structural, obj: &Value) -> Vec<FieldCause> {
     let mut errs = Vec::new();
-    value(root, obj, "", &mut errs);
+    value(root, obj, None, "", &mut errs);
     embedded(root, obj, "", &mut errs);
     list_types(root, obj, "", &mut errs);
+    dedup(errs)
+}
+
+/// An update: schema errors on values equal to their correlated old value
+/// are dropped (upstream's validation ratcheting, GA in v1.33); list-type
+/// checks run only when the old object passed them.
+pub(super) fn validate_update(root: &Structural, obj: &Value, old: &Value) -> Vec<FieldCause> {
+    let mut errs = Vec::new();
+    value(root, obj, Some(old), "", &mut errs);
+    embedded(root, obj, "", &mut errs);
+    let mut old_lists = Vec::new();
+    list_types(root, old, "", &mut old_lists);
+    if old_lists.is_empty() {
+        list_types(root, obj, "", &mut errs);
+    }
     dedup(errs)
 }
 
 /// kube-openapi's causes alone, for a value at the root of `s`.
 pub(super) fn schema_causes(s: &Structural, v: &Value) -> Vec<FieldCause> {
     let mut errs = Vec::new();
-    value(s, v, "", &mut errs);
+    value(s, v, None, "", &mut errs);
     dedup(errs)
 }
 
@@ -110,15 +125,36 @@ fn types(s: &Structural) -> Vec<&str> {
 
 /// One value against one schema node (kube-openapi `SchemaValidator`).
 /// Returns whether it added no errors.
-fn value(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) -> bool {
+/// `old` is the correlated value of the old object on updates.
+fn value(
+    s: &Structural,
+    v: &Value,
+    old: Option<&Value>,
+    name: &str,
+    errs: &mut Vec<FieldCause>,
+) -> bool {
     let before = errs.len();
+    check_value(s, v, old, name, errs);
+    if errs.len() > before && old == Some(v) {
+        errs.truncate(before);
+    }
+    errs.len() == before
+}
+
+fn check_value(
+    s: &Structural,
+    v: &Value,
+    old: Option<&Value>,
+    name: &str,
+    errs: &mut Vec<FieldCause>,
+) {
     if v.is_null() {
         type_check(s, v, name, errs);
         enum_check(s, v, name, errs);
-        return errs.len() == before;
+        return;
     }
     type_check(s, v, name, errs);
-    combinators(s, v, name, errs);
+    combinators(s, v, old, name, errs);
     match v {
         Value::String(text) => {
             string_check(s, text, name, errs);
@@ -127,14 +163,13 @@ fn value(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) -> b
             }
         }
         Value::Number(n) => number_check(s, Num::of(n), name, errs),
-        Value::Array(a) => array_check(s, a, name, errs),
+        Value::Array(a) => array_check(s, a, old, name, errs),
         _ => {}
     }
     enum_check(s, v, name, errs);
     if let Value::Object(m) = v {
-        object_check(s, m, name, errs);
+        object_check(s, m, old, name, errs);
     }
-    errs.len() == before
 }
 
 fn type_check(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) {
@@ -169,7 +204,13 @@ fn type_check(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>)
     }
 }
 
-fn combinators(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>) {
+fn combinators(
+    s: &Structural,
+    v: &Value,
+    old: Option<&Value>,
+    name: &str,
+    errs: &mut Vec<FieldCause>,
+) {
     let vv = &s.vv;
     let quoted = go_quote(name);
     if !vv.any_of.is_empty() {
@@ -179,7 +220,7 @@ fn combinators(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>
         let mut ok = false;
         for alt in &vv.any_of {
             let mut sub = Vec::new();
-            if value(alt, v, name, &mut sub) {
+            if value(alt, v, old, name, &mut sub) {
                 ok = true;
                 break;
             }
@@ -197,7 +238,7 @@ fn combinators(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>
         let mut first_failure: Option<Vec<FieldCause>> = None;
         for alt in &vv.one_of {
             let mut sub = Vec::new();
-            if value(alt, v, name, &mut sub) {
+            if value(alt, v, old, name, &mut sub) {
                 valid += 1;
             } else if valid == 0 {
                 first_failure.get_or_insert(sub);
@@ -220,7 +261,7 @@ fn combinators(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>
     if !vv.all_of.is_empty() {
         let mut valid = 0;
         for alt in &vv.all_of {
-            if value(alt, v, name, errs) {
+            if value(alt, v, old, name, errs) {
                 valid += 1;
             }
         }
@@ -232,7 +273,7 @@ fn combinators(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>
         }
     }
     if let Some(not) = &vv.not {
-        if value(not, v, name, &mut Vec::new()) {
+        if value(not, v, None, name, &mut Vec::new()) {
             errs.push(composite(format!(
                 "{quoted} must not validate the schema (not)"
             )));
@@ -346,11 +387,19 @@ fn number_check(s: &Structural, n: Num, name: &str, errs: &mut Vec<FieldCause>) 
     }
 }
 
-fn array_check(s: &Structural, a: &[Value], name: &str, errs: &mut Vec<FieldCause>) {
+fn array_check(
+    s: &Structural,
+    a: &[Value],
+    old: Option<&Value>,
+    name: &str,
+    errs: &mut Vec<FieldCause>,
+) {
     let vv = &s.vv;
     if let Some(items) = &s.items {
+        let old_items = old.and_then(Value::as_array);
         for (i, x) in a.iter().enumerate() {
-            value(items, x, &format!("{name}[{i}]"), errs);
+            let prev = old_items.and_then(|o| correlated_item(s, x, o));
+            value(items, x, prev, &format!("{name}[{i}]"), errs);
         }
     }
     let size = a.len() as i64;
@@ -391,7 +440,23 @@ fn enum_check(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>)
     errs.push(not_supported(&field(name), v, &shown));
 }
 
-fn object_check(s: &Structural, m: &Map<String, Value>, name: &str, errs: &mut Vec<FieldCause>) {
+/// Only list-type map items correlate with old items (by their keys).
+fn correlated_item<'a>(s: &Structural, x: &Value, old: &'a [Value]) -> Option<&'a Value> {
+    if s.list_type.as_deref() != Some("map") || s.list_map_keys.is_empty() {
+        return None;
+    }
+    old.iter()
+        .find(|o| s.list_map_keys.iter().all(|k| o.get(k) == x.get(k)))
+}
+
+fn object_check(
+    s: &Structural,
+    m: &Map<String, Value>,
+    old: Option<&Value>,
+    name: &str,
+    errs: &mut Vec<FieldCause>,
+) {
+    let prev = |k: &str| old.and_then(|o| o.get(k));
     let vv = &s.vv;
     let n = m.len() as i64;
     if let Some(min) = vv.min_properties.filter(|x| n < *x) {
@@ -410,7 +475,7 @@ fn object_check(s: &Structural, m: &Map<String, Value>, name: &str, errs: &mut V
         }
         Some(Additional::Schema(a)) => {
             for (k, x) in m.iter().filter(|(k, _)| !s.properties.contains_key(*k)) {
-                value(a, x, &format!("{name}.{k}"), errs);
+                value(a, x, prev(k), &format!("{name}.{k}"), errs);
             }
         }
         _ => {}
@@ -422,7 +487,7 @@ fn object_check(s: &Structural, m: &Map<String, Value>, name: &str, errs: &mut V
             } else {
                 format!("{name}.{k}")
             };
-            value(p, x, &child, errs);
+            value(p, x, prev(k), &child, errs);
         }
     }
     for k in &vv.required {
