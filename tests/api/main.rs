@@ -18,6 +18,7 @@ mod certificates;
 mod churn;
 mod durability;
 mod etcdctl;
+mod kubectl_verbs;
 mod manifests;
 mod node_credentials;
 mod ops_commands;
