@@ -38,6 +38,13 @@ pub struct Rules {
     conv: value::Converter,
 }
 
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = self.root.as_ref().map_or(0, tree::Node::rule_count);
+        f.debug_struct("Rules").field("rules", &count).finish()
+    }
+}
+
 impl Rules {
     /// Walks properties, items and additionalProperties and compiles each
     /// rule; `base` is the schema's field path for the causes (e.g.

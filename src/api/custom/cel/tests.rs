@@ -528,3 +528,14 @@ fn unknown_function_fails_the_object_not_the_server() {
         out[0]
     );
 }
+
+#[test]
+fn rules_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync + std::fmt::Debug>(_: &T) {}
+    let r = compiled(crd(
+        json!({"type": "object", "properties": {"a": {"type": "string",
+        "x-kubernetes-validations": [{"rule": "self != ''"}, {"rule": "size(self) < 9"}]}}}),
+    ));
+    shared(&r);
+    assert_eq!(format!("{r:?}"), "Rules { rules: 2 }");
+}

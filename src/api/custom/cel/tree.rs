@@ -50,6 +50,18 @@ impl Node {
     pub(super) fn type_name(&self) -> &str {
         type_of(&self.schema)
     }
+
+    /// Rules at this node and below.
+    pub(super) fn rule_count(&self) -> usize {
+        self.rules.len()
+            + self
+                .props
+                .iter()
+                .map(|(_, n)| n.rule_count())
+                .sum::<usize>()
+            + self.items.as_ref().map_or(0, |n| n.rule_count())
+            + self.additional.as_ref().map_or(0, |n| n.rule_count())
+    }
 }
 
 pub(super) struct Compiler<'a> {
