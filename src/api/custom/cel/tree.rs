@@ -112,11 +112,13 @@ impl Compiler<'_> {
         if rules.is_empty() && props.is_empty() && items.is_none() && additional.is_none() {
             return None;
         }
-        let mut own = schema.clone();
-        if let Some(obj) = own.as_object_mut() {
-            // Nested rules are not needed to convert values; drop the bulk.
-            obj.remove("x-kubernetes-validations");
-        }
+        // Only a node with rules converts its value (and needs its whole
+        // subtree); the others keep their type for nothing but its name.
+        let own = if rules.is_empty() {
+            serde_json::json!({"type": type_of(schema)})
+        } else {
+            schema.clone()
+        };
         Some(Node {
             schema: own,
             resource_root: root,
