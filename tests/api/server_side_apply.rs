@@ -73,7 +73,9 @@ fn two_managers_conflict_and_force(version: &str) {
         ),
         "configmap/cm serverside-applied\n"
     );
-    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json"])).unwrap();
+    let cm: Value =
+        serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
     assert_eq!(managers(&cm), [("a".to_string(), "Apply".to_string())]);
     assert_eq!(
         fields_of(&cm, "a")["f:data"],
@@ -103,7 +105,9 @@ fn two_managers_conflict_and_force(version: &str) {
         ],
         &b,
     );
-    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json"])).unwrap();
+    let cm: Value =
+        serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
     assert_eq!(cm["data"]["k"], "2");
     assert_eq!(cm["data"]["j"], "x");
     assert_eq!(
@@ -130,7 +134,9 @@ fn two_managers_conflict_and_force(version: &str) {
         &["apply", "--server-side", "--field-manager", "a", "-f", "-"],
         &a2,
     );
-    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json"])).unwrap();
+    let cm: Value =
+        serde_json::from_str(&k.ok(&["get", "cm", "cm", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
     assert!(cm["data"].get("j").is_none(), "{cm}");
     assert_eq!(cm["data"]["k"], "2");
 }
@@ -142,7 +148,9 @@ fn client_side_then_server_side(version: &str) {
         k.stdin_ok(&["apply", "-f", "-"], &configmap("csa", &[("x", "1")])),
         "configmap/csa created\n"
     );
-    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json"])).unwrap();
+    let cm: Value =
+        serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
     assert_eq!(
         managers(&cm),
         [(
@@ -152,16 +160,16 @@ fn client_side_then_server_side(version: &str) {
     );
     // A changed value: kubectl's own manager may take what its client-side
     // apply set.
-    assert_eq!(
-        k.stdin_ok(
-            &["apply", "--server-side", "-f", "-"],
-            &configmap("csa", &[("x", "2"), ("y", "3")])
-        ),
-        "configmap/csa serverside-applied\n"
+    let dbg = k.run_stdin(
+        &["apply", "--server-side", "-v=8", "-f", "-"],
+        &configmap("csa", &[("x", "2"), ("z", "3")]),
     );
-    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json"])).unwrap();
+    eprintln!("DEBUG {}", String::from_utf8_lossy(&dbg.stderr));
+    let cm: Value =
+        serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
     assert_eq!(cm["data"]["x"], "2");
-    assert_eq!(cm["data"]["y"], "3");
+    assert_eq!(cm["data"]["z"], "3");
     assert!(
         managers(&cm).contains(&("kubectl".to_string(), "Apply".to_string())),
         "{cm}"
@@ -170,10 +178,12 @@ fn client_side_then_server_side(version: &str) {
     // recorded.
     k.stdin_ok(
         &["apply", "-f", "-"],
-        &configmap("csa", &[("x", "4"), ("y", "3")]),
+        &configmap("csa", &[("x", "4"), ("z", "3")]),
     );
     k.ok(&["label", "cm", "csa", "l=v"]);
-    let cm: Value = serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json"])).unwrap();
+    let cm: Value =
+        serde_json::from_str(&k.ok(&["get", "cm", "csa", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
     assert_eq!(cm["data"]["x"], "4");
     let labels = &fields_of(&cm, "kubectl-label")["f:metadata"]["f:labels"];
     assert!(labels.get("f:l").is_some(), "{cm}");
