@@ -189,17 +189,20 @@ fn type_check(s: &Structural, v: &Value, name: &str, errs: &mut Vec<FieldCause>)
     let is_int_float = sch_type == "integer" && want.contains(&"number");
     let stringy = v.is_string() || v.is_array();
     let fmt = s.format.as_str();
-    if !stringy
-        && !fmt.is_empty()
-        && !(want.contains(&sch_type) || format == fmt || is_float_int || is_int_float)
-    {
+    let has_format = !fmt.is_empty();
+    let type_fits = want.contains(&sch_type) || is_float_int || is_int_float;
+    // A non-string, non-array value under a format must fit the type or
+    // the format itself.
+    if has_format && !stringy && !(type_fits || format == fmt) {
         errs.push(type_error(name, fmt, format));
         return;
     }
-    if !(want.contains(&"number") || want.contains(&"integer")) && !fmt.is_empty() && stringy {
+    // Strings and arrays under a format of a non-numeric type pass.
+    let numeric = want.contains(&"number") || want.contains(&"integer");
+    if has_format && stringy && !numeric {
         return;
     }
-    if !(want.contains(&sch_type) || is_float_int || is_int_float) {
+    if !type_fits {
         errs.push(type_error(name, &want.join(","), sch_type));
     }
 }
