@@ -72,6 +72,31 @@ pub struct Server {
 }
 
 impl Server {
+    /// The served custom resource versions, for the OpenAPI documents.
+    fn custom_kinds(&self, reg: &crate::api::Registry) -> Vec<crate::api::openapi::CustomKind> {
+        reg.all()
+            .iter()
+            .filter_map(|r| {
+                let c = r.custom?;
+                Some(crate::api::openapi::CustomKind {
+                    served: ServedKind {
+                        group: r.group,
+                        version: r.version,
+                        kind: r.kind,
+                        plural: r.plural,
+                        namespaced: r.namespaced,
+                        verbs: r.verbs,
+                        subresources: c.subresource_names(),
+                        definition: c.openapi_name(),
+                    },
+                    schema: c.schema(),
+                })
+            })
+            .collect()
+    }
+}
+
+impl Server {
     /// A server for client certificates only, without audit (the client
     /// tests use it).
     #[allow(dead_code)]
@@ -509,12 +534,19 @@ impl Server {
                 .into(),
                 "text/plain; version=0.0.4; charset=utf-8",
             ))),
-            Route::OpenApiV3Index => Ok(Some(codec::raw(
-                200,
-                self.openapi.v3_index(),
-                "application/json",
-            ))),
-            Route::OpenApiV3(path) => match self.openapi.v3_group_version(path) {
+            Route::OpenApiV3Index => {
+                let reg = self.api.registry();
+                let custom = self.custom_kinds(&reg);
+                Ok(Some(codec::raw(
+                    200,
+                    self.openapi.v3_index_with(&custom),
+                    "application/json",
+                )))
+            }
+            Route::OpenApiV3(path) => match self.openapi.v3_group_version(path).or_else(|| {
+                let reg = self.api.registry();
+                self.openapi.v3_custom(path, &self.custom_kinds(&reg))
+            }) {
                 Some((body, etag)) => {
                     let mut resp = codec::raw(200, body, "application/json");
                     if let Ok(v) = http::HeaderValue::from_str(&format!("\"{etag}\"")) {

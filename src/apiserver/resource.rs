@@ -199,10 +199,6 @@ async fn dispatch(
         }
         (&Method::PATCH, Some(name)) => {
             let ct = call.content_type.unwrap_or("");
-            let patch_type = PatchType::from_content_type(ct).ok_or_else(|| {
-                ApiError::UnsupportedMediaType(format!(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
-                ))
             let essence = ct.split(';').next().unwrap_or_default().trim();
             if essence.eq_ignore_ascii_case(APPLY_PATCH) {
                 let mut opts = call.query.write()?;
@@ -218,16 +214,20 @@ async fn dispatch(
                     output,
                 ));
             }
+            let patch_type = PatchType::from_content_type(ct).ok_or_else(|| {
+                ApiError::UnsupportedMediaType(format!(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {ct:?})"
+                ))
             })?;
             let mut opts = call.query.write()?;
             opts.warnings = warnings.clone();
             opts.user = call.user.clone();
             opts.audit_annotations = call.audit_annotations.clone();
+            opts.user_agent = call.user_agent.clone();
             let out = api
                 .patch(r, ns, name, patch_type, &call.body, sub, &opts)
                 .await?;
             Ok(object_response(r, 200, &out, output))
-            opts.user_agent = call.user_agent.clone();
         }
         (&Method::DELETE, Some(name)) => {
             let body = if call.body.iter().all(u8::is_ascii_whitespace) {

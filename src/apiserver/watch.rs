@@ -27,14 +27,8 @@ fn encode(state: &mut State, event: WatchEvent) -> Bytes {
     let object: Value = match state.output {
         Output::Table(include) if event.kind != "BOOKMARK" => {
             let meta = json!({"resourceVersion": event.object.get("metadata").and_then(|m| m.get("resourceVersion")).cloned().unwrap_or(Value::Null)});
-            let mut t = table::table(
-                r.group,
-                r.plural,
-                [event.object.as_ref()],
-                include,
-                meta,
-                SystemTime::now(),
-            );
+            let mut t =
+                table::table_of(r, [event.object.as_ref()], include, meta, SystemTime::now());
             // Upstream sends the column headers with the first event only.
             if state.headers_sent {
                 if let Some(m) = t.as_object_mut() {

@@ -129,13 +129,15 @@ fn build(crd: &Value, version: &Value, storage_version: &str) -> Option<Resource
         });
     }
     let schema = version["schema"]["openAPIV3Schema"].clone();
+    let sub_names = subresources.iter().map(|s| s.name).collect();
     let custom = CustomVersion::new(
         crd["metadata"]["name"].as_str().unwrap_or_default(),
         storage_version,
         (!schema.is_null()).then(|| Arc::new(schema)),
         version["additionalPrinterColumns"].clone(),
         scale,
-        status,
+        crate::api::openapi::definition_name(group, name, kind),
+        sub_names,
     );
     Some(Resource {
         group,

@@ -34,7 +34,10 @@ pub struct CustomVersion {
     rules: Option<cel::Rules>,
     columns: Value,
     scale: Option<ScalePaths>,
-    status: bool,
+    /// Upstream's OpenAPI definition name, `com.example.v1.Widget`.
+    openapi_name: String,
+    /// "status", "scale": the served subresources, for the documents.
+    subresource_names: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for CustomVersion {
@@ -53,7 +56,8 @@ impl CustomVersion {
         schema: Option<Arc<Value>>,
         columns: Value,
         scale: Option<ScalePaths>,
-        status: bool,
+        openapi_name: String,
+        subresource_names: Vec<&'static str>,
     ) -> Self {
         // The definition was validated when it was written; a schema that
         // still does not parse serves without validation rather than not at all.
@@ -72,13 +76,9 @@ impl CustomVersion {
             rules,
             columns,
             scale,
-            status,
+            openapi_name,
+            subresource_names,
         }
-    }
-
-    /// The CustomResourceDefinition's name (`widgets.example.com`).
-    pub fn crd_name(&self) -> &str {
-        &self.crd_name
     }
 
     /// `additionalPrinterColumns` as written (an array, or null).
@@ -86,12 +86,21 @@ impl CustomVersion {
         &self.columns
     }
 
-    pub fn scale(&self) -> Option<&ScalePaths> {
-        self.scale.as_ref()
+    /// The version's `openAPIV3Schema`.
+    pub fn schema(&'static self) -> Option<&'static Value> {
+        self.schema.as_deref()
     }
 
-    pub fn has_status(&self) -> bool {
-        self.status
+    pub fn openapi_name(&'static self) -> &'static str {
+        &self.openapi_name
+    }
+
+    pub fn subresource_names(&'static self) -> &'static [&'static str] {
+        &self.subresource_names
+    }
+
+    pub fn scale(&self) -> Option<&ScalePaths> {
+        self.scale.as_ref()
     }
 
     /// The apiVersion objects are stored at (`conversion: None` rewrites
@@ -132,8 +141,12 @@ pub fn prune(r: &Resource, obj: &mut Value, opts: &WriteOptions) -> Result<(), A
         .map(|p| format!("unknown field \"{p}\""))
         .collect();
     match opts.field_validation {
+        // Upstream's decoding error, word for word.
         FieldValidation::Strict => Err(ApiError::BadRequest(format!(
-            "strict decoding error: {}",
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            r.kind,
+            r.version,
+            r.kind,
             messages.join(", ")
         ))),
         FieldValidation::Warn => {

@@ -18,6 +18,7 @@
 //! drive [`check_fields`], which checks request bodies the way decoding
 //! into the Go types does upstream.
 
+mod custom;
 pub(crate) mod fields;
 mod negotiate;
 mod operation;
@@ -31,6 +32,7 @@ mod table;
 mod tests;
 mod yaml;
 
+pub use custom::{definition_name, CustomKind};
 pub use fields::check_fields;
 
 use std::io::Write;

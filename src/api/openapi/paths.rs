@@ -14,7 +14,22 @@ use super::ServedKind;
 
 /// Adds all paths of `kind` to `paths`.
 pub(super) fn add(paths: &mut Map<String, Value>, kind: &ServedKind, flavor: Flavor) {
-    let known = super::definition_known(kind.definition);
+    add_with(
+        paths,
+        kind,
+        flavor,
+        super::definition_known(kind.definition),
+    );
+}
+
+/// [`add`] for a kind whose definition the document carries itself
+/// (custom resources), or not (`known` false: bodies are plain objects).
+pub(super) fn add_with(
+    paths: &mut Map<String, Value>,
+    kind: &ServedKind,
+    flavor: Flavor,
+    known: bool,
+) {
     let list_name = table::list_name(kind.definition);
     let (own, list) = if known {
         (Body::Def(kind.definition), Body::Def(list_name.as_str()))

@@ -9,6 +9,7 @@
 
 mod clock;
 mod core;
+mod custom;
 mod docs;
 mod events;
 mod format;
@@ -105,6 +106,15 @@ pub fn row(
 ) -> Value {
     let p = printer_or_default(group, resource);
     let Row { cells, conditions } = (p.row)(obj, clock::now_nanos(now));
+    finish_row(cells, conditions, obj, include)
+}
+
+fn finish_row(
+    cells: Vec<Value>,
+    conditions: Option<Value>,
+    obj: &Value,
+    include: IncludeObject,
+) -> Value {
     let object = match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Metadata => json!({
@@ -147,6 +157,38 @@ pub fn table<'a>(
         "apiVersion": "meta.k8s.io/v1",
         "metadata": metadata,
         "columnDefinitions": column_definitions(group, resource),
+        "rows": rows,
+    })
+}
+
+/// A full Table for `r`: custom resources print their
+/// `additionalPrinterColumns`, built-in kinds their upstream printer.
+pub fn table_of<'a>(
+    r: &crate::api::Resource,
+    objects: impl IntoIterator<Item = &'a Value>,
+    include: IncludeObject,
+    list_metadata: Value,
+    now: SystemTime,
+) -> Value {
+    let Some(c) = r.custom else {
+        return table(r.group, r.plural, objects, include, list_metadata, now);
+    };
+    let columns = c.printer_columns();
+    let at = clock::now_nanos(now);
+    let rows: Vec<Value> = objects
+        .into_iter()
+        .map(|o| finish_row(custom::cells(columns, o, at), None, o, include))
+        .collect();
+    let metadata = if list_metadata.is_object() {
+        list_metadata
+    } else {
+        json!({})
+    };
+    json!({
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": metadata,
+        "columnDefinitions": custom::definitions(columns),
         "rows": rows,
     })
 }

@@ -14,8 +14,58 @@ use crate::api::{Api, WriteOptions};
 
 const SCALE_DEFINITION: &str = "io.k8s.api.autoscaling.v1.Scale";
 
+/// The value at a dotted path (`.spec.replicas`).
+fn at_path<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.trim_start_matches('.')
+        .split('.')
+        .try_fold(obj, |v, k| v.get(k))
+}
+
+/// Sets the value at a dotted path, making the objects on the way.
+fn set_path(obj: &mut Value, path: &str, value: Value) {
+    let keys: Vec<&str> = path.trim_start_matches('.').split('.').collect();
+    let Some((last, parents)) = keys.split_last() else {
+        return;
+    };
+    let mut v = obj;
+    for k in parents {
+        let Some(m) = v.as_object_mut() else { return };
+        v = m.entry(k.to_string()).or_insert_with(|| json!({}));
+    }
+    if let Some(m) = v.as_object_mut() {
+        m.insert(last.to_string(), value);
+    }
+}
+
+/// The Scale of a custom resource, from its definition's scale paths.
+fn custom_scale_of(paths: &crate::api::custom::ScalePaths, obj: &Value) -> Value {
+    let m = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    let pick = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    let replicas = |p: &str| at_path(obj, p).and_then(Value::as_i64).unwrap_or(0);
+    let mut status = json!({"replicas": replicas(&paths.status_replicas)});
+    if let Some(sel) = paths
+        .label_selector
+        .as_deref()
+        .and_then(|p| at_path(obj, p))
+        .and_then(Value::as_str)
+    {
+        status["selector"] = sel.into();
+    }
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {"name": pick("name"), "namespace": pick("namespace"), "uid": pick("uid"),
+                      "resourceVersion": pick("resourceVersion"), "creationTimestamp": pick("creationTimestamp")},
+        "spec": {"replicas": replicas(&paths.spec_replicas)},
+        "status": status,
+    })
+}
+
 /// The autoscaling/v1 Scale view of a scalable object.
-fn scale_of(obj: &Value) -> Value {
+fn scale_of(r: &Resource, obj: &Value) -> Value {
+    if let Some(paths) = r.custom.and_then(|c| c.scale()) {
+        return custom_scale_of(paths, obj);
+    }
     let m = obj.get("metadata").cloned().unwrap_or_else(|| json!({}));
     let pick = |k: &str| m.get(k).cloned().unwrap_or(Value::Null);
     let spec = obj.get("spec");
@@ -65,8 +115,12 @@ fn replicas_of(r: &Resource, name: &str, scale: &Value) -> Result<i64, ApiError>
     }
 }
 
-fn with_replicas(old: &Value, replicas: i64) -> Value {
+fn with_replicas(r: &Resource, old: &Value, replicas: i64) -> Value {
     let mut new = old.clone();
+    if let Some(paths) = r.custom.and_then(|c| c.scale()) {
+        set_path(&mut new, &paths.spec_replicas, replicas.into());
+        return new;
+    }
     if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
         spec.insert("replicas".into(), replicas.into());
     }
@@ -81,7 +135,7 @@ impl Api {
         name: &str,
     ) -> Result<Value, ApiError> {
         let obj = self.get(r, namespace, name).await?;
-        Ok(scale_of(&obj))
+        Ok(scale_of(r, &obj))
     }
 
     pub async fn update_scale(
@@ -101,11 +155,11 @@ impl Api {
                 name,
                 pinned,
                 opts,
-                |old| Ok(with_replicas(old, replicas)),
+                |old| Ok(with_replicas(r, old, replicas)),
                 Some("scale"),
             )
             .await?;
-        Ok(scale_of(&out))
+        Ok(scale_of(r, &out))
     }
 
     pub(super) async fn patch_scale(
@@ -118,10 +172,10 @@ impl Api {
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
         let change = |old: &Value| -> Result<Value, ApiError> {
-            let scale = patch::apply(Some(SCALE_DEFINITION), &scale_of(old), patch_type, body)
+            let scale = patch::apply(Some(SCALE_DEFINITION), &scale_of(r, old), patch_type, body)
                 .map_err(patch_error)?;
             let replicas = replicas_of(r, name, &scale)?;
-            let mut new = with_replicas(old, replicas);
+            let mut new = with_replicas(r, old, replicas);
             if let Some(rv) = meta::meta_str(&scale, "resourceVersion") {
                 meta::meta_mut(&mut new).insert("resourceVersion".into(), rv.into());
             }
@@ -130,7 +184,7 @@ impl Api {
         let out = self
             .guaranteed_update(r, namespace, name, None, opts, change, Some("scale"))
             .await?;
-        Ok(scale_of(&out))
+        Ok(scale_of(r, &out))
     }
 
     /// pods/binding and bindings: assigns a pod to a node, once.

@@ -15,6 +15,7 @@ mod default_check;
 mod defaults;
 mod formats;
 mod gofmt;
+mod lists;
 mod parse;
 mod validate;
 
