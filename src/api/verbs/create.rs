@@ -92,6 +92,7 @@ impl Api {
             r.name_rule,
         );
         causes.extend(r.validate(&obj));
+        causes.extend(super::ephemeral::create_causes(r, &obj));
         if !causes.is_empty() {
             return Err(ApiError::invalid(r, &name, causes));
         }

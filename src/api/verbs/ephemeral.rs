@@ -78,6 +78,23 @@ impl Api {
     }
 }
 
+/// Upstream's ValidatePodCreate: ephemeral containers come only through
+/// the subresource.
+pub(super) fn create_causes(r: &Resource, obj: &Value) -> Vec<FieldCause> {
+    let set = obj
+        .pointer("/spec/ephemeralContainers")
+        .and_then(Value::as_array)
+        .is_some_and(|l| !l.is_empty());
+    if r.storage == "pods" && set {
+        vec![v::forbidden(
+            "spec.ephemeralContainers",
+            "cannot be set on create",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
 fn ephemeral_list(pod: &Value) -> Value {
     match pod.get("spec").and_then(|s| s.get("ephemeralContainers")) {
         Some(Value::Null) | None => Value::Array(Vec::new()),
@@ -331,6 +348,20 @@ mod tests {
         assert!(!is_set(Some(&json!({}))));
         assert!(!is_set(Some(&json!({"limits": {}}))));
         assert!(is_set(Some(&json!({"limits": {"cpu": "1"}}))));
+    }
+
+    #[test]
+    fn pods_cannot_be_created_with_ephemeral_containers() {
+        let pods = crate::api::registry::Registry::builtin()
+            .find("", "v1", "pods")
+            .expect("pods are served");
+        let got = create_causes(pods, &pod(json!([{"name": "e", "image": "x"}])));
+        let got: Vec<String> = got.iter().map(FieldCause::summary).collect();
+        assert_eq!(
+            got,
+            ["spec.ephemeralContainers: Forbidden: cannot be set on create"]
+        );
+        assert!(create_causes(pods, &pod(json!([]))).is_empty());
     }
 
     #[test]
