@@ -3,12 +3,12 @@
 //! the schema part of `ValidateCustomResourceDefinitionOpenAPISchema`, in
 //! that order and with their texts.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::gofmt::{invalid, not_supported};
 use super::{default_check, lists};
 use super::{Additional, Structural};
-use crate::api::validation::{forbidden, invalid_string_list, required, FieldCause};
+use crate::api::validation::{forbidden, required, FieldCause};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Level {

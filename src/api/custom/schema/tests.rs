@@ -727,3 +727,59 @@ fn updates_ratchet_unchanged_values() {
     let newer = json!({"spec": {"a": 8, "b": 1, "ports": [{"name": "x", "port": 98}]}});
     assert_eq!(s.validate_update(&newer, &old).len(), 2);
 }
+
+/// A schema the way controller-gen writes them (cert-manager style):
+/// int32 formats, conditions as a list-type map, int-or-string with anyOf,
+/// date-time formats, metadata as a bare object, status alongside spec.
+#[test]
+fn controller_gen_style_crd() {
+    let condition = json!({"type": "object", "required": ["status", "type"], "properties": {
+        "lastTransitionTime": {"type": "string", "format": "date-time"},
+        "message": {"type": "string", "maxLength": 32768},
+        "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+        "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+        "type": {"type": "string", "maxLength": 316,
+            "pattern": r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"}}});
+    let root = json!({"type": "object", "description": "Certificate", "properties": {
+        "apiVersion": {"type": "string", "description": "APIVersion"},
+        "kind": {"type": "string"},
+        "metadata": {"type": "object"},
+        "spec": {"type": "object", "required": ["secretName"], "properties": {
+            "secretName": {"type": "string"},
+            "duration": {"type": "string"},
+            "revisionHistoryLimit": {"type": "integer", "format": "int32"},
+            "privateKey": {"type": "object", "properties": {
+                "algorithm": {"type": "string", "enum": ["RSA", "ECDSA", "Ed25519"]},
+                "size": {"type": "integer"}}},
+            "dnsNames": {"type": "array", "items": {"type": "string"}},
+            "port": {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": true},
+            "keystores": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}},
+        "status": {"type": "object", "properties": {
+            "conditions": {"type": "array", "items": condition,
+                "x-kubernetes-list-map-keys": ["type"], "x-kubernetes-list-type": "map"},
+            "notAfter": {"type": "string", "format": "date-time"}}}}});
+    let s = match Structural::parse(&root, BASE) {
+        Ok(s) => s,
+        Err(e) => panic!("{e:?}"),
+    };
+    let mut obj = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"secretName": "web-tls", "dnsNames": ["a.example.com"], "port": "https",
+            "privateKey": {"algorithm": "RSA", "size": 2048}, "keystores": {"jks": {"create": true}}, "typo": 1},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "2024-05-01T10:00:00Z"}]}});
+    assert_eq!(s.prune(&mut obj), ["spec.typo"]);
+    s.apply_defaults(&mut obj);
+    assert!(s.validate(&obj).is_empty(), "{:?}", s.validate(&obj));
+    obj["spec"]["privateKey"]["algorithm"] = json!("DSA");
+    obj["status"]["conditions"] =
+        json!([{"type": "Ready", "status": "Maybe"}, {"type": "Ready", "status": "True"}]);
+    let e: Vec<String> = s.validate(&obj).iter().map(|c| c.summary()).collect();
+    assert_eq!(
+        e,
+        [
+            r#"spec.privateKey.algorithm: Unsupported value: "DSA": supported values: "RSA", "ECDSA", "Ed25519""#,
+            r#"status.conditions[0].status: Unsupported value: "Maybe": supported values: "True", "False", "Unknown""#,
+            r#"status.conditions[1]: Duplicate value: map[string]interface {}{"type":"Ready"}"#,
+        ]
+    );
+}
