@@ -77,9 +77,44 @@ fn kubectl_debug_runs_ephemeral_containers() {
         );
         // The pod's own container keeps running, untouched.
         assert_eq!(restart_count(&pod, POD), 0);
+
+        // -i: kubectl waits for the container to run, then attaches.
+        let interactive = format!("{name}-i");
+        let out = run_with_timeout(
+            &mut k.command(&[
+                "debug",
+                "-i",
+                "-n",
+                NS,
+                POD,
+                "--image",
+                BUSYBOX,
+                "--image-pull-policy=Never",
+                "-c",
+                &interactive,
+                "--",
+                "sh",
+                "-c",
+                "read line; echo got-$line",
+            ]),
+            Some(b"hello\n"),
+            Duration::from_secs(90),
+        );
+        // kubectl saw the container running (status) and attached; what
+        // it sent reached the container's stdin. The attach session ends
+        // with kubectl's stdin, so the answer is read from the log.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.contains("If you don't see a command prompt"),
+            "kubectl {version} debug -i: {}\nstderr:\n{stderr}",
+            out.status
+        );
+        let log = c.wait_log(NS, POD, Some(&interactive), "got-", POD_TIMEOUT);
+        assert!(log.contains("got-hello"), "{interactive}: {log}");
     }
 
-    // A name already used by a container: upstream's field error.
+    // A name already used by a container: upstream's field error (after
+    // four ephemeral containers).
     let err = c.kubectl_version(KUBECTL_NEWEST).err(&[
         "debug",
         "-n",
@@ -94,7 +129,7 @@ fn kubectl_debug_runs_ephemeral_containers() {
         "true",
     ]);
     assert!(
-        err.contains("spec.ephemeralContainers[2].name: Duplicate value: \"target\""),
+        err.contains("spec.ephemeralContainers[4].name: Duplicate value: \"target\""),
         "{err}"
     );
 
@@ -103,14 +138,16 @@ fn kubectl_debug_runs_ephemeral_containers() {
     let mut pod = c.get(&path);
     assert_eq!(pod["kind"], json!("Pod"));
     let list = pod["spec"]["ephemeralContainers"].clone();
-    pod["spec"]["ephemeralContainers"] = json!([list[0].clone()]);
+    let all = list.as_array().cloned().unwrap_or_default();
+    assert_eq!(all.len(), 4, "{list}");
+    pod["spec"]["ephemeralContainers"] = json!(all[..3]);
     let (code, status) = c.api("PUT", &path, Some(&pod));
     assert_eq!(code, 422, "{status}");
     assert_eq!(
         status["message"],
         json!(format!(
             "Pod \"{POD}\" is invalid: spec.ephemeralContainers: Forbidden: existing ephemeral containers \"{}\" may not be removed\n",
-            list[1]["name"].as_str().unwrap_or_default()
+            all[3]["name"].as_str().unwrap_or_default()
         ))
     );
     let mut changed = list.clone();
@@ -136,7 +173,7 @@ fn kubectl_debug_runs_ephemeral_containers() {
     assert_eq!(
         status["message"],
         json!(format!(
-            "Pod \"{POD}\" is invalid: spec.ephemeralContainers[2].ports: Forbidden: cannot be set for an Ephemeral Container"
+            "Pod \"{POD}\" is invalid: spec.ephemeralContainers[4].ports: Forbidden: cannot be set for an Ephemeral Container"
         ))
     );
 
