@@ -17,6 +17,7 @@ mod formats;
 mod gofmt;
 mod lists;
 mod parse;
+mod resource;
 mod validate;
 
 #[cfg(test)]
