@@ -222,3 +222,77 @@ fn deployment_conflict_names_the_field(version: &str) {
         "{err}"
     );
 }
+
+/// The API answers without kubectl: options validation, the upsert's 201
+/// and the conflict Status with its causes.
+#[test]
+fn status_answers_over_http() {
+    let p = Proc::server();
+    let path = "/api/v1/namespaces/default/configmaps/h";
+    let apply = ["-H", "Content-Type: application/apply-patch+yaml"];
+    let body =
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"h"},"data":{"k":"1"}}"#;
+    let r = p.curl(true, "PATCH", path, Some(body), &apply);
+    assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(
+        r.json()["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch"#
+    );
+    let r = p.curl(
+        true,
+        "PATCH",
+        &format!("{path}?fieldManager=a"),
+        Some(body),
+        &apply,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let created = r.json();
+    assert_eq!(created["metadata"]["managedFields"][0]["manager"], "a");
+    assert_eq!(
+        created["metadata"]["managedFields"][0]["operation"],
+        "Apply"
+    );
+
+    let yaml = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: h\ndata:\n  k: \"2\"\n";
+    let r = p.curl(
+        true,
+        "PATCH",
+        &format!("{path}?fieldManager=b"),
+        Some(yaml),
+        &apply,
+    );
+    assert_eq!(r.status, 409, "{r:?}");
+    let s = r.json();
+    assert_eq!(s["reason"], "Conflict");
+    assert_eq!(
+        s["message"],
+        r#"Apply failed with 1 conflict: conflict with "a": .data.k"#
+    );
+    assert_eq!(
+        s["details"]["causes"],
+        serde_json::json!([{"type": "FieldManagerConflict", "message": "conflict with \"a\"", "field": ".data.k"}])
+    );
+    let r = p.curl(
+        true,
+        "PATCH",
+        &format!("{path}?fieldManager=b&force=true"),
+        Some(yaml),
+        &apply,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json()["data"]["k"], "2");
+
+    let merge = ["-H", "Content-Type: application/merge-patch+json"];
+    let r = p.curl(
+        true,
+        "PATCH",
+        &format!("{path}?force=true"),
+        Some(b"{}"),
+        &merge,
+    );
+    assert_eq!(r.status, 422, "{r:?}");
+    assert_eq!(
+        r.json()["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch"#
+    );
+}
