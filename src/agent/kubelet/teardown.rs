@@ -169,8 +169,13 @@ async fn stop_containers<C: Client + Clone>(
     }
     let spec = w.pod.spec.clone().unwrap_or_default();
     let ip = w.runtime.ready_sandbox().and_then(|s| s.ip);
+    // Ephemeral containers go with the app containers (they have no hooks).
+    let ephemeral: Vec<_> = super::ephemeral::containers(&w.pod)
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
     let mut stops = Vec::new();
-    for c in &spec.containers {
+    for c in spec.containers.iter().chain(&ephemeral) {
         for inst in w.runtime.containers.get(&c.name).into_iter().flatten() {
             if inst.running() {
                 stops.push(start::stop(
