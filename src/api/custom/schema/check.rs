@@ -282,7 +282,8 @@ fn nested(s: &Structural, skip_any_of: bool, path: &str, errs: &mut Vec<FieldCau
     if !s.type_.is_empty() {
         f(errs, "type", "must be empty to be structural");
     }
-    if s.additional.is_some() {
+    // `additionalProperties: false` converts to nothing in a nested context.
+    if !matches!(s.additional, None | Some(Additional::Allows(false))) {
         f(
             errs,
             "additionalProperties",
