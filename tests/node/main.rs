@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod admission_webhooks;
 mod agent_harness;
 mod agent_join;
 mod agent_lifecycle;

@@ -159,6 +159,20 @@ pub(super) static DEFS: &[Def] = &[
     ),
     ("io.k8s.api.discovery.v1.EndpointSlice", META_ONLY),
     ("io.k8s.api.coordination.v1.Lease", META_ONLY),
+    (
+        "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
+        &[
+            ("metadata", to(meta_v1!("ObjectMeta"))),
+            ("webhooks", merge_by("name")),
+        ],
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+        &[
+            ("metadata", to(meta_v1!("ObjectMeta"))),
+            ("webhooks", merge_by("name")),
+        ],
+    ),
     ("io.k8s.api.rbac.v1.ClusterRole", META_ONLY),
     ("io.k8s.api.rbac.v1.ClusterRoleBinding", META_ONLY),
     ("io.k8s.api.rbac.v1.Role", META_ONLY),

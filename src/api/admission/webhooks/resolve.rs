@@ -101,6 +101,24 @@ impl Api {
         let path = with_timeout(path, timeout_seconds);
         let host = format!("{server_name}:{port}");
         let url = format!("https://{host}{path}");
+        // Upstream resolves in the dialer, so the cause comes after the URL.
+        let address = self
+            .service_address(namespace, name, port)
+            .map_err(|cause| format!("Post \"{url}\": {cause}"))?;
+        Ok(Endpoint {
+            url,
+            connect: address,
+            server_name,
+            path,
+            host,
+            ca_pem: client.ca_bundle.clone(),
+            timeout,
+        })
+    }
+
+    /// A ready endpoint of the Service's `port` (the pod IP and target
+    /// port), or its cluster IP when it has no Endpoints object.
+    fn service_address(&self, namespace: &str, name: &str, port: u16) -> Result<String, String> {
         let service = self
             .cached("services", &format!("{namespace}/{name}"))
             .ok_or_else(|| format!("service \"{name}\" not found"))?;
@@ -145,15 +163,7 @@ impl Api {
                 host_port(ip, port)
             }
         };
-        Ok(Endpoint {
-            url,
-            connect,
-            server_name,
-            path,
-            host,
-            ca_pem: client.ca_bundle.clone(),
-            timeout,
-        })
+        Ok(connect)
     }
 }
 

@@ -1,0 +1,317 @@
+//! Admission webhooks served by a pod: `examples/test_webhook.rs` (built by
+//! `cargo test --all-targets`, or `cargo build --example test_webhook`)
+//! packed with its shared libraries and a certificate for
+//! `webhook.<ns>.svc` into an image, run behind a Service; the API server
+//! calls it through the pod's endpoint. A validating webhook refuses with
+//! its message, a mutating one adds a label, and with the pod gone
+//! `failurePolicy: Ignore` lets a create through while `Fail` refuses it
+//! with upstream's text.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::common::agent::*;
+use crate::common::images::{oci_image, Entry, ImageSpec};
+use crate::common::*;
+
+const NS: &str = "webhook-test";
+const IMAGE: &str = "nanokube.test/webhook:1";
+const VALIDATING: &str = "deny.nanokube.test";
+const MUTATING: &str = "label.nanokube.test";
+
+/// The example binary next to this test binary (`target/<profile>/examples`).
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join("examples").join("test_webhook");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build --example test_webhook` \
+         (CI's `cargo test --all-targets` does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The shared libraries `ldd` lists for `bin`, as (path in the image, bytes).
+fn libraries(bin: &Path) -> Vec<(String, Vec<u8>)> {
+    let out = std::process::Command::new("ldd")
+        .arg(bin)
+        .output()
+        .expect("run ldd");
+    assert!(out.status.success(), "ldd {} failed", bin.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
+            // `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vdso has no file.
+            let path = match line.split_once("=>") {
+                Some((_, right)) => right.split_whitespace().next()?,
+                None => line.split_whitespace().next()?,
+            };
+            path.starts_with('/').then(|| {
+                let data = std::fs::read(path).unwrap_or_else(|e| panic!("read {path}: {e}"));
+                (path.trim_start_matches('/').to_string(), data)
+            })
+        })
+        .collect()
+}
+
+/// A CA and a serving certificate for `webhook.<NS>.svc`: (CA PEM, cert PEM, key PEM).
+fn certificates() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().expect("serving key");
+    let cert = CertificateParams::new(vec![format!("webhook.{NS}.svc")])
+        .expect("serving params")
+        .signed_by(&key, &issuer)
+        .expect("serving certificate");
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// The image: the example, its libraries and the certificate.
+fn webhook_image(dir: &Path, cert: &str, key: &str) -> PathBuf {
+    let bin = example_binary();
+    let mut dirs: Vec<String> = vec!["tls".into(), "tmp".into()];
+    let mut files = vec![
+        Entry::File {
+            path: "test_webhook".into(),
+            mode: 0o755,
+            data: std::fs::read(&bin).expect("read the example binary"),
+        },
+        Entry::File {
+            path: "tls/tls.crt".into(),
+            mode: 0o644,
+            data: cert.as_bytes().to_vec(),
+        },
+        Entry::File {
+            path: "tls/tls.key".into(),
+            mode: 0o644,
+            data: key.as_bytes().to_vec(),
+        },
+    ];
+    for (path, data) in libraries(&bin) {
+        let mut parent = Path::new(&path).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            dirs.push(p.to_string_lossy().into_owned());
+            parent = p.parent();
+        }
+        files.push(Entry::File {
+            path,
+            mode: 0o755,
+            data,
+        });
+    }
+    dirs.sort();
+    dirs.dedup();
+    let mut entries: Vec<Entry> = dirs
+        .into_iter()
+        .map(|path| Entry::Dir { path, mode: 0o755 })
+        .collect();
+    entries.extend(files);
+    oci_image(
+        dir,
+        &ImageSpec {
+            name: IMAGE.into(),
+            entries,
+            entrypoint: vec!["/test_webhook".into()],
+            cmd: vec!["8443".into(), "/tls/tls.crt".into(), "/tls/tls.key".into()],
+            ..Default::default()
+        },
+    )
+}
+
+fn import(c: &Cluster, tar: &Path) {
+    let out = std::process::Command::new(&**NANOKUBE)
+        .args(["images", "--data-dir"])
+        .arg(&c.data_dir)
+        .arg("import")
+        .arg(tar)
+        .output()
+        .expect("run nanokube images import");
+    assert!(
+        out.status.success(),
+        "images import failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn webhook_config(kind: &str, name: &str, path: &str, ca: &str, policy: &str) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": name,
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": policy,
+            "timeoutSeconds": 5,
+            "namespaceSelector": {"matchLabels": {"webhook-test": "yes"}},
+            "clientConfig": {
+                "service": {"namespace": NS, "name": "webhook", "path": path},
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca),
+            },
+            "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                       "resources": ["configmaps"], "scope": "Namespaced"}],
+        }],
+    })
+}
+
+fn ready_addresses(c: &Cluster) -> usize {
+    let (code, ep) = c.api(
+        "GET",
+        &format!("/api/v1/namespaces/{NS}/endpoints/webhook"),
+        None,
+    );
+    if code != 200 {
+        return 0;
+    }
+    ep["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["addresses"].as_array().map_or(0, Vec::len))
+        .sum()
+}
+
+/// Creates a ConfigMap with kubectl `version`; its stderr when refused.
+fn create_cm(c: &Cluster, version: &str, name: &str, labels: &str) -> Result<Value, String> {
+    let manifest = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"{name}\",\"namespace\":\"{NS}\",\"labels\":{labels}}}}}"
+    );
+    let out = c
+        .kubectl_version(version)
+        .run_stdin(&["create", "-o", "json", "-f", "-"], &manifest);
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).expect("created object"))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn webhooks_served_by_a_pod() {
+    let c = Cluster::start();
+    let (ca, cert, key) = certificates();
+    let tar = webhook_image(&c.root.join("images"), &cert, &key);
+    import(&c, &tar);
+    c.apply_json(&json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": NS, "labels": {"webhook-test": "yes"}}}));
+    c.apply_json(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "webhook", "namespace": NS, "labels": {"app": "webhook"}},
+        "spec": {"containers": [{
+            "name": "webhook", "image": IMAGE, "imagePullPolicy": "Never",
+            "ports": [{"containerPort": 8443}],
+            "readinessProbe": {"tcpSocket": {"port": 8443}, "periodSeconds": 1},
+        }]},
+    }));
+    c.apply_json(&json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "webhook", "namespace": NS},
+        "spec": {"selector": {"app": "webhook"}, "ports": [{"port": 443, "targetPort": 8443}]},
+    }));
+    c.wait_ready(NS, "webhook", true, POD_TIMEOUT);
+    assert!(
+        poll_until(
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || ready_addresses(&c) == 1
+        ),
+        "the webhook service got no ready endpoint"
+    );
+
+    c.apply_json(&webhook_config(
+        "ValidatingWebhookConfiguration",
+        VALIDATING,
+        "/validate",
+        &ca,
+        "Fail",
+    ));
+    c.apply_json(&webhook_config(
+        "MutatingWebhookConfiguration",
+        MUTATING,
+        "/mutate",
+        &ca,
+        "Fail",
+    ));
+    // Configurations reach the admission chain through the watch cache.
+    std::thread::sleep(Duration::from_millis(500));
+
+    for version in [KUBECTL_OLDEST, KUBECTL_NEWEST] {
+        let v = version.replace('.', "-");
+        let err = create_cm(&c, version, &format!("denied-{v}"), r#"{"deny":"true"}"#)
+            .expect_err("a configmap labelled deny=true is refused");
+        assert!(
+            err.contains(&format!(
+                "admission webhook \"{VALIDATING}\" denied the request: labelled deny"
+            )),
+            "kubectl {version}: {err}"
+        );
+        let made = create_cm(&c, version, &format!("allowed-{v}"), r#"{"app":"x"}"#)
+            .unwrap_or_else(|e| panic!("kubectl {version}: {e}\n{}", c.log()));
+        assert_eq!(made["metadata"]["labels"]["mutated"], "yes", "{made}");
+        assert_eq!(made["metadata"]["labels"]["app"], "x", "{made}");
+    }
+
+    // Without the pod: Ignore lets writes through, Fail refuses them.
+    c.k()
+        .ok(&["delete", "mutatingwebhookconfiguration", MUTATING]);
+    c.k().ok(&[
+        "delete",
+        "pod",
+        "-n",
+        NS,
+        "webhook",
+        "--grace-period=0",
+        "--force",
+    ]);
+    assert!(
+        poll_until(
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || ready_addresses(&c) == 0
+        ),
+        "the webhook's endpoint stayed"
+    );
+    c.apply_json(&webhook_config(
+        "ValidatingWebhookConfiguration",
+        VALIDATING,
+        "/validate",
+        &ca,
+        "Ignore",
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    create_cm(&c, KUBECTL_NEWEST, "ignored", r#"{"deny":"true"}"#)
+        .expect("failurePolicy Ignore lets the create through");
+    c.apply_json(&webhook_config(
+        "ValidatingWebhookConfiguration",
+        VALIDATING,
+        "/validate",
+        &ca,
+        "Fail",
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let err = create_cm(&c, KUBECTL_NEWEST, "failed", r#"{"app":"y"}"#)
+        .expect_err("failurePolicy Fail refuses the create");
+    let want = format!(
+        "Internal error occurred: failed calling webhook \"{VALIDATING}\": failed to call webhook: \
+         Post \"https://webhook.{NS}.svc:443/validate?timeout=5s\": no endpoints available for service \"webhook\""
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(err.contains("Error from server (InternalError)"), "{err}");
+    c.k()
+        .ok(&["delete", "validatingwebhookconfiguration", VALIDATING]);
+    create_cm(&c, KUBECTL_NEWEST, "after", r#"{"app":"z"}"#).expect("no webhook, no refusal");
+}
