@@ -25,7 +25,8 @@ macro_rules! both_versions {
 both_versions!(
     two_managers_conflict_and_force,
     client_side_then_server_side,
-    deployment_conflict_names_the_field
+    deployment_conflict_names_the_field,
+    custom_resource_list_map
 );
 
 fn configmap(name: &str, data: &[(&str, &str)]) -> String {
@@ -294,5 +295,103 @@ fn status_answers_over_http() {
     assert_eq!(
         r.json()["message"],
         r#"PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be specified for non-apply patch"#
+    );
+}
+
+const WIDGET_CRD: &str = r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.ssa.example.com
+spec:
+  group: ssa.example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              items:
+                type: array
+                x-kubernetes-list-type: map
+                x-kubernetes-list-map-keys: [name]
+                items:
+                  type: object
+                  required: [name]
+                  properties:
+                    name: {type: string}
+                    size: {type: integer}
+"#;
+
+fn widget(items: &[(&str, u32)]) -> String {
+    let mut s = String::from(
+        "apiVersion: ssa.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n  namespace: default\nspec:\n  items:\n",
+    );
+    for (name, size) in items {
+        s.push_str(&format!("  - name: {name}\n    size: {size}\n"));
+    }
+    s
+}
+
+/// A custom resource's `x-kubernetes-list-type: map` merges items of two
+/// managers by key and names the item in conflicts.
+fn custom_resource_list_map(version: &str) {
+    let p = Proc::server();
+    let k = p.kubectl(version);
+    k.stdin_ok(&["apply", "-f", "-"], WIDGET_CRD);
+    k.ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.ssa.example.com",
+        "--timeout=30s",
+    ]);
+    let mut applied = false;
+    for _ in 0..50 {
+        let out = k.run_stdin(
+            &["apply", "--server-side", "--field-manager", "a", "-f", "-"],
+            &widget(&[("alpha", 1)]),
+        );
+        if out.status.success() {
+            applied = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(applied, "the custom resource was never served");
+    k.stdin_ok(
+        &["apply", "--server-side", "--field-manager", "b", "-f", "-"],
+        &widget(&[("beta", 2)]),
+    );
+    let w: Value =
+        serde_json::from_str(&k.ok(&["get", "widget", "w", "-o", "json", "--show-managed-fields"]))
+            .unwrap();
+    let names: Vec<&str> = w["spec"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta"], "{w}");
+    assert!(
+        fields_of(&w, "b")["f:spec"]["f:items"]
+            .get("k:{\"name\":\"beta\"}")
+            .is_some(),
+        "{w}"
+    );
+    let err = k.stdin_err(
+        &["apply", "--server-side", "--field-manager", "b", "-f", "-"],
+        &widget(&[("alpha", 5), ("beta", 2)]),
+    );
+    assert!(
+        err.contains(
+            r#"Apply failed with 1 conflict: conflict with "a": .spec.items[name="alpha"].size"#
+        ),
+        "{err}"
     );
 }
