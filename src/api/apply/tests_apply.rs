@@ -263,3 +263,23 @@ fn reapplying_the_same_config_keeps_the_time() {
     let out = apply(&t, Some(&live), &cm(json!({"k": "v"})), "a", false, T1).unwrap();
     assert_eq!(out, live);
 }
+
+#[test]
+fn a_null_in_the_configuration_removes_the_value_but_is_owned() {
+    let t = target(CONFIGMAP, "v1");
+    let live = apply(&t, None, &cm(json!({"k": "v", "j": "w"})), "a", false, T0).unwrap();
+    let out = apply(
+        &t,
+        Some(&live),
+        &cm(json!({"k": "v", "j": null})),
+        "a",
+        false,
+        T1,
+    )
+    .unwrap();
+    assert_eq!(out["data"], json!({"k": "v"}));
+    assert_eq!(
+        entries(&out)[0]["fieldsV1"],
+        json!({"f:data": {"f:j": {}, "f:k": {}}})
+    );
+}

@@ -194,6 +194,12 @@ pub(crate) fn merge(live: &Value, config: &Value, node: &Node) -> Value {
         (Value::Object(l), Value::Object(c)) if !node.atomic_map => {
             let mut out = l.clone();
             for (k, cv) in c {
+                // A null is owned but leaves no value, as typed decoding
+                // drops it upstream.
+                if cv.is_null() {
+                    out.remove(k);
+                    continue;
+                }
                 let merged = match l.get(k) {
                     Some(lv) => merge(lv, cv, &node.field(k)),
                     None => cv.clone(),
