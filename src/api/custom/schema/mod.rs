@@ -137,6 +137,13 @@ impl Structural {
         validate::validate_update(self, obj, old)
     }
 
+    /// Validates a write to the status subresource: only `status`, by its
+    /// own schema (upstream's status validator: messages name the field
+    /// relative to status), ratcheted against `old`, plus list types.
+    pub fn validate_status_update(&self, obj: &Value, old: &Value) -> Vec<FieldCause> {
+        validate::validate_status_update(self, obj, old)
+    }
+
     /// Drops non-nullable nulls that have no default, then fills defaults
     /// (upstream `PruneNonNullableNullsWithoutDefaults` then `Default`).
     pub fn apply_defaults(&self, obj: &mut Value) {

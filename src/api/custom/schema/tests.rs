@@ -783,3 +783,34 @@ fn controller_gen_style_crd() {
         ]
     );
 }
+
+#[test]
+fn status_updates_validate_status_alone() {
+    let root = Structural::parse(
+        &json!({"type": "object", "properties": {
+            "spec": {"type": "object", "properties": {"n": {"type": "integer", "maximum": 1}}},
+            "status": {"type": "object", "required": ["phase"], "properties": {
+                "phase": {"type": "string"}, "replicas": {"type": "integer"}}}}}),
+        BASE,
+    )
+    .unwrap();
+    let old = json!({"spec": {"n": 5}, "status": {"phase": "A"}});
+    let new = json!({"spec": {"n": 5}, "status": {"phase": "B", "replicas": "x"}});
+    let e: Vec<String> = root
+        .validate_status_update(&new, &old)
+        .iter()
+        .map(|c| c.summary())
+        .collect();
+    assert_eq!(
+        e,
+        [
+            r#"status.replicas: Invalid value: "string": replicas in body must be of type integer: "string""#
+        ]
+    );
+    let e: Vec<String> = root
+        .validate_status_update(&json!({"status": {}}), &old)
+        .iter()
+        .map(|c| c.summary())
+        .collect();
+    assert_eq!(e, ["status.phase: Required value"]);
+}

@@ -42,6 +42,40 @@ pub(super) fn validate_update(root: &Structural, obj: &Value, old: &Value) -> Ve
     dedup(errs)
 }
 
+/// A status update (upstream `statusStrategy.ValidateUpdate`): the status
+/// schema alone validates `status`, with `status` as the base path (so
+/// messages name `replicas in body`, fields `status.replicas`), ratcheted;
+/// list types as on updates; no embedded-resource checks.
+pub(super) fn validate_status_update(
+    root: &Structural,
+    obj: &Value,
+    old: &Value,
+) -> Vec<FieldCause> {
+    let mut errs = Vec::new();
+    if let (Some(schema), Some(status)) = (root.properties.get("status"), obj.get("status")) {
+        let mut causes = Vec::new();
+        value(schema, status, old.get("status"), "", &mut causes);
+        errs.extend(causes.into_iter().map(|mut c| {
+            c.field = if c.field == "<nil>" {
+                "status".into()
+            } else {
+                format!("status.{}", c.field)
+            };
+            c
+        }));
+    }
+    let mut lists = Vec::new();
+    list_types(root, obj, "", &mut lists);
+    if !lists.is_empty() {
+        let mut old_lists = Vec::new();
+        list_types(root, old, "", &mut old_lists);
+        if old_lists.is_empty() {
+            errs.extend(lists);
+        }
+    }
+    dedup(errs)
+}
+
 /// kube-openapi's causes alone, for a value at the root of `s`.
 pub(super) fn schema_causes(s: &Structural, v: &Value) -> Vec<FieldCause> {
     let mut errs = Vec::new();
