@@ -296,8 +296,9 @@ async fn clean_up(api: &Api, crd: &Value) -> bool {
         }
     }
     if remaining > 0 {
-        // The deletes' events bring the next pass.
-        return true;
+        // The objects' deletes reach their own cache, not this one's
+        // followers: look again shortly.
+        return false;
     }
     let Some(r) = crd_resource(api) else {
         return false;
