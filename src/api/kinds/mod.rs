@@ -242,6 +242,20 @@ pub const POD_DISRUPTION_BUDGET: Strategy = Strategy {
     ..Strategy::SPEC
 };
 
+// admissionregistration.k8s.io/v1
+
+pub const MUTATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
+    defaults: admissionregistration::mutating_defaults,
+    validate: admissionregistration::mutating_validate,
+    ..Strategy::PLAIN
+};
+
+pub const VALIDATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
+    defaults: admissionregistration::validating_defaults,
+    validate: admissionregistration::validating_validate,
+    ..Strategy::PLAIN
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,17 +345,3 @@ mod tests {
         assert!((DEPLOYMENT.validate_update)(&d, &again).is_empty());
     }
 }
-
-// admissionregistration.k8s.io/v1
-
-pub const MUTATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
-    defaults: admissionregistration::mutating_defaults,
-    validate: admissionregistration::mutating_validate,
-    ..Strategy::PLAIN
-};
-
-pub const VALIDATING_WEBHOOK_CONFIGURATION: Strategy = Strategy {
-    defaults: admissionregistration::validating_defaults,
-    validate: admissionregistration::validating_validate,
-    ..Strategy::PLAIN
-};
