@@ -29,7 +29,10 @@ pub(super) async fn mutate(
     {
         return Ok(());
     }
-    let Some(r) = api.registry().find("storage.k8s.io", "v1", "storageclasses") else {
+    let Some(r) = api
+        .registry()
+        .find("storage.k8s.io", "v1", "storageclasses")
+    else {
         return Ok(());
     };
     let classes = api.list(r, None, &ListOptions::default()).await?;

@@ -174,7 +174,11 @@ pub fn validate(r: &Resource, obj: &Value, old: Option<&Value>) -> Vec<FieldCaus
     let mut causes = c
         .structural
         .as_ref()
-        .map(|s| s.validate(obj))
+        .map(|s| match old {
+            // Ratcheting (upstream 1.33): errors in unchanged values stay.
+            Some(old) => s.validate_update(obj, old),
+            None => s.validate(obj),
+        })
         .unwrap_or_default();
     // Upstream runs CEL only on schema-valid objects.
     if causes.is_empty() {

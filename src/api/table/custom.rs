@@ -100,7 +100,9 @@ fn find<'a>(obj: &'a Value, path: &str) -> Vec<&'a Value> {
                         next.extend(a.iter().filter(|item| {
                             item.get(field.as_str()).is_some_and(|x| match x {
                                 Value::String(s) => s == want,
-                                other => other.to_string() == *want,
+                                other => {
+                                    serde_json::from_str::<Value>(want).is_ok_and(|w| w == *other)
+                                }
                             })
                         }));
                     }
