@@ -5,24 +5,8 @@
 
 use std::time::Duration;
 
-use crate::common::{header_columns, Kubectl, Proc, KUBECTL_NEWEST, KUBECTL_OLDEST};
+use crate::common::{both_versions, header_columns, Kubectl, Proc, KUBECTL_NEWEST};
 use serde_json::{json, Value};
-
-/// Runs `$scenario(version)` as one test per kubectl version.
-macro_rules! both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn kubectl_1_27() {
-                super::$scenario(super::KUBECTL_OLDEST);
-            }
-            #[test]
-            fn kubectl_1_33() {
-                super::$scenario(super::KUBECTL_NEWEST);
-            }
-        }
-    )*};
-}
 
 both_versions!(
     cluster_info,

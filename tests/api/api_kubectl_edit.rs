@@ -3,24 +3,8 @@
 //! `scale`, `set image`, `rollout restart`, `delete` in its forms, `diff`
 //! and server-side dry runs.
 
-use crate::common::{Proc, KUBECTL_NEWEST, KUBECTL_OLDEST};
+use crate::common::{both_versions, Proc, KUBECTL_OLDEST};
 use serde_json::{json, Value};
-
-/// Runs `$scenario(version)` as one test per kubectl version.
-macro_rules! both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn kubectl_1_27() {
-                super::$scenario(super::KUBECTL_OLDEST);
-            }
-            #[test]
-            fn kubectl_1_33() {
-                super::$scenario(super::KUBECTL_NEWEST);
-            }
-        }
-    )*};
-}
 
 both_versions!(
     create_generators,

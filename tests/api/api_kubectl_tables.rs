@@ -3,23 +3,7 @@
 //! `get -o wide` of the common kinds, the cells that do not depend on time,
 //! and `get events`.
 
-use crate::common::{header_columns, Kubectl, Proc, KUBECTL_NEWEST, KUBECTL_OLDEST};
-
-/// Runs `$scenario(version)` as one test per kubectl version.
-macro_rules! both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn kubectl_1_27() {
-                super::$scenario(super::KUBECTL_OLDEST);
-            }
-            #[test]
-            fn kubectl_1_33() {
-                super::$scenario(super::KUBECTL_NEWEST);
-            }
-        }
-    )*};
-}
+use crate::common::{both_versions, header_columns, Kubectl, Proc};
 
 both_versions!(table_columns_match_upstream, get_events_lists_created_event);
 

@@ -6,23 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{header_columns, Kubectl, Proc, KUBECTL_NEWEST, KUBECTL_OLDEST};
-
-/// Runs `$scenario(version)` as one test per kubectl version.
-macro_rules! both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn kubectl_1_27() {
-                super::$scenario(super::KUBECTL_OLDEST);
-            }
-            #[test]
-            fn kubectl_1_33() {
-                super::$scenario(super::KUBECTL_NEWEST);
-            }
-        }
-    )*};
-}
+use crate::common::{both_versions, header_columns, Kubectl, Proc};
 
 both_versions!(
     schema_defaults_pruning_columns_and_scale,

@@ -3,24 +3,8 @@
 //! `--force-conflicts` moving ownership, `--show-managed-fields`, and the
 //! move from client-side to server-side apply.
 
-use crate::common::{Proc, KUBECTL_NEWEST, KUBECTL_OLDEST};
+use crate::common::{both_versions, Proc};
 use serde_json::Value;
-
-/// Runs `$scenario(version)` as one test per kubectl version.
-macro_rules! both_versions {
-    ($($scenario:ident),* $(,)?) => {$(
-        mod $scenario {
-            #[test]
-            fn kubectl_1_27() {
-                super::$scenario(super::KUBECTL_OLDEST);
-            }
-            #[test]
-            fn kubectl_1_33() {
-                super::$scenario(super::KUBECTL_NEWEST);
-            }
-        }
-    )*};
-}
 
 both_versions!(
     two_managers_conflict_and_force,

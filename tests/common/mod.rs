@@ -825,6 +825,28 @@ pub fn poll_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> 
 mod kube;
 pub use kube::*;
 
+/// Runs `$scenario(version)` as one test per kubectl version (1.27, 1.33):
+/// `both_versions!(a, b)` makes modules `a` and `b`, each with the tests
+/// `kubectl_1_27` and `kubectl_1_33`.
+#[allow(unused_macros)]
+macro_rules! both_versions {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn kubectl_1_27() {
+                super::$scenario($crate::common::KUBECTL_OLDEST);
+            }
+            #[test]
+            fn kubectl_1_33() {
+                super::$scenario($crate::common::KUBECTL_NEWEST);
+            }
+        }
+    )*};
+}
+// Used by some test binaries only.
+#[allow(unused_imports)]
+pub(crate) use both_versions;
+
 /// How a benchmark binary was started: `None` for `--list` (it is not a
 /// libtest harness), else (smoke, scale). Without `--bench` (as under
 /// `cargo test --all-targets`) it is a smoke run at `smoke_scale`; with it,
