@@ -24,6 +24,11 @@ impl Local {
 
     /// Every namespaced collection, once per stored kind (for sweeping a
     /// namespace).
+    /// What the API serves now (custom resources come and go).
+    pub fn served(&self) -> Arc<crate::api::Registry> {
+        self.api.registry()
+    }
+
     pub fn namespaced_storage_resources(&self) -> Vec<ResourceId> {
         let mut seen = std::collections::HashSet::new();
         self.api

@@ -10,7 +10,8 @@ use crate::common::{both_versions, header_columns, Kubectl, Proc};
 
 both_versions!(
     schema_defaults_pruning_columns_and_scale,
-    definitions_come_and_go_with_their_objects
+    definitions_come_and_go_with_their_objects,
+    garbage_collection_follows_custom_owners
 );
 
 const WIDGETS: &str = r#"
@@ -64,9 +65,9 @@ fn widget(name: &str, spec: &str) -> String {
     format!("apiVersion: example.com/v1\nkind: Widget\nmetadata: {{name: {name}}}\nspec: {spec}\n")
 }
 
-/// Polls `cond` for up to 10 s.
+/// Polls `cond` for up to 30 s.
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
@@ -248,4 +249,53 @@ fn definitions_come_and_go_with_their_objects(kubectl: &str) {
     // Re-created, it starts empty.
     establish(&k);
     assert_eq!(k.ok(&["get", "widgets", "-A", "-o", "name"]).trim(), "");
+}
+
+/// `metadata.ownerReferences` naming one owner.
+fn owned_by(api_version: &str, kind: &str, name: &str, uid: &str) -> String {
+    format!(
+        "ownerReferences: [{{apiVersion: {api_version}, kind: {kind}, name: {name}, uid: {uid}}}]"
+    )
+}
+
+fn garbage_collection_follows_custom_owners(kubectl: &str) {
+    let p = Proc::server();
+    let k = p.kubectl(kubectl);
+    establish(&k);
+    // A ConfigMap owned by a custom resource.
+    k.stdin_ok(&["apply", "-f", "-"], &widget("owner", "{replicas: 1}"));
+    let owner = k.json(&["get", "widget", "owner"]);
+    let uid = owner["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    k.stdin_ok(
+        &["create", "-f", "-"],
+        &format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: dep\n  {}\ndata: {{a: b}}\n",
+            owned_by("example.com/v1", "Widget", "owner", &uid)
+        ),
+    );
+    // A custom resource owned by a ConfigMap.
+    k.ok(&["create", "configmap", "cm-owner", "--from-literal=a=b"]);
+    let cm = k.json(&["get", "configmap", "cm-owner"]);
+    let cm_uid = cm["metadata"]["uid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    k.stdin_ok(
+        &["create", "-f", "-"],
+        &format!(
+            "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: wdep\n  {}\nspec: {{replicas: 1}}\n",
+            owned_by("v1", "ConfigMap", "cm-owner", &cm_uid)
+        ),
+    );
+    k.ok(&["delete", "widget", "owner"]);
+    eventually("the ConfigMap owned by a widget to be collected", || {
+        !k.run(&["get", "configmap", "dep"]).status.success()
+    });
+    k.ok(&["delete", "configmap", "cm-owner"]);
+    eventually("the widget owned by a ConfigMap to be collected", || {
+        !k.run(&["get", "widget", "wdep"]).status.success()
+    });
 }

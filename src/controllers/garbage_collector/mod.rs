@@ -26,13 +26,17 @@ const ORPHAN_WORKERS: usize = 2;
 /// Workers start once every collection was listed, or after this long.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often the collector looks for custom resources to follow.
+const DISCOVERY_INTERVAL: Duration = Duration::from_secs(2);
+
 pub fn start(ctx: &Ctx) {
-    let kinds = Kinds::builtin();
+    let kinds = Kinds::from_registry(&ctx.client.served());
     let monitored = kinds.monitored();
     let gc = Arc::new(Collector {
         client: ctx.client.clone(),
         graph: Mutex::new(Graph::default()),
-        kinds,
+        followed: Mutex::new(monitored.iter().map(|r| r.storage).collect()),
+        kinds: std::sync::RwLock::new(Arc::new(kinds)),
         delete_queue: WorkQueue::new(),
         orphan_queue: WorkQueue::new(),
     });
@@ -53,6 +57,7 @@ pub fn start(ctx: &Ctx) {
             let _ = tokio::time::timeout(SYNC_TIMEOUT, synced.notified()).await;
         }
         tracing::info!(objects = gc.graph_len(), "garbage collector synced");
+        tokio::spawn(follow_custom_resources(Arc::clone(&gc), monitored.len()));
         runtime::run(
             "garbage-collector",
             Arc::clone(&gc.delete_queue),
@@ -68,11 +73,46 @@ pub fn start(ctx: &Ctx) {
     });
 }
 
+/// Follows the collections of custom resources as their definitions are
+/// served: owners and dependents may be custom resources too.
+async fn follow_custom_resources(gc: Arc<Collector>, mut next_source: usize) {
+    let mut seen: Option<Arc<Registry>> = None;
+    loop {
+        let registry = gc.client.served();
+        if seen.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &registry)) {
+            let kinds = Kinds::from_registry(&registry);
+            let new: Vec<&'static Resource> = {
+                let mut followed = gc.followed.lock().unwrap_or_else(|p| p.into_inner());
+                kinds
+                    .monitored()
+                    .into_iter()
+                    .filter(|r| followed.insert(r.storage))
+                    .collect()
+            };
+            *gc.kinds.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(kinds);
+            for r in new {
+                tracing::info!(
+                    resource = r.plural,
+                    group = r.group,
+                    "garbage collector follows"
+                );
+                informer::spawn(Arc::clone(&gc), next_source, r, || {});
+                next_source += 1;
+            }
+            seen = Some(registry);
+        }
+        tokio::time::sleep(DISCOVERY_INTERVAL).await;
+    }
+}
+
 /// Shared state of the graph builder and the workers.
 pub struct Collector {
     client: Local,
     graph: Mutex<Graph>,
-    kinds: Kinds,
+    /// The kinds served now (rebuilt when custom resources change).
+    kinds: std::sync::RwLock<Arc<Kinds>>,
+    /// Storages with an informer (never stopped: a definition may return).
+    followed: Mutex<std::collections::HashSet<&'static str>>,
     delete_queue: Arc<WorkQueue<ObjectKey>>,
     orphan_queue: Arc<WorkQueue<ObjectKey>>,
 }
@@ -82,6 +122,10 @@ impl Collector {
         // The graph is consistent between statements; a panic elsewhere
         // does not make it unusable.
         self.graph.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn kinds(&self) -> Arc<Kinds> {
+        self.kinds.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn graph_len(&self) -> usize {
@@ -109,8 +153,12 @@ pub struct Kinds {
 }
 
 impl Kinds {
+    #[cfg(test)]
     fn builtin() -> Self {
-        let registry = Registry::builtin();
+        Self::from_registry(&Registry::builtin())
+    }
+
+    fn from_registry(registry: &Registry) -> Self {
         let all: Vec<&'static Resource> = registry.all().to_vec();
         let mut by_kind: HashMap<(&'static str, &'static str), Vec<&'static Resource>> =
             HashMap::new();

@@ -69,7 +69,7 @@ type Location = (&'static Resource, Option<String>);
 impl Collector {
     fn locate(&self, id: &Identity) -> Result<Location, Error> {
         let r = self
-            .kinds
+            .kinds()
             .resolve(&id.api_version, &id.kind)
             .ok_or_else(|| {
                 Error::Invalid(format!(
