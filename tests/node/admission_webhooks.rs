@@ -22,21 +22,38 @@ const IMAGE: &str = "nanokube.test/webhook:1";
 const VALIDATING: &str = "deny.nanokube.test";
 const MUTATING: &str = "label.nanokube.test";
 
-/// The example binary next to this test binary (`target/<profile>/examples`).
+/// The example binary next to this test binary (`target/<profile>/examples`):
+/// `test_webhook` from `cargo build --example`, or the newest
+/// `test_webhook-<hash>` that `cargo test --all-targets` leaves there.
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
+    let examples = exe
         .parent()
         .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let bin = profile_dir.join("examples").join("test_webhook");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build --example test_webhook` \
-         (CI's `cargo test --all-targets` does)",
-        bin.display()
-    );
-    bin
+        .expect("target/<profile>/deps/<test>")
+        .join("examples");
+    let plain = examples.join("test_webhook");
+    if plain.is_file() {
+        return plain;
+    }
+    let hashed = std::fs::read_dir(&examples)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("test_webhook-") && !name.contains('.')
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max();
+    match hashed {
+        Some((_, path)) => path,
+        None => panic!(
+            "{} is missing: build it with `cargo build --example test_webhook` \
+             (CI's `cargo test --all-targets` builds test_webhook-<hash>)",
+            plain.display()
+        ),
+    }
 }
 
 /// The shared libraries `ldd` lists for `bin`, as (path in the image, bytes).
