@@ -22,38 +22,25 @@ const IMAGE: &str = "nanokube.test/webhook:1";
 const VALIDATING: &str = "deny.nanokube.test";
 const MUTATING: &str = "label.nanokube.test";
 
-/// The example binary next to this test binary (`target/<profile>/examples`):
-/// `test_webhook` from `cargo build --example`, or the newest
-/// `test_webhook-<hash>` that `cargo test --all-targets` leaves there.
+/// The example binary next to this test binary (`target/<profile>/examples`),
+/// built by `cargo build [--release] --example test_webhook` (the README's
+/// test command does; `cargo test --all-targets` builds examples only as
+/// test harnesses, `test_webhook-<hash>`, which serve nothing).
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let examples = exe
+    let bin = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>")
-        .join("examples");
-    let plain = examples.join("test_webhook");
-    if plain.is_file() {
-        return plain;
-    }
-    let hashed = std::fs::read_dir(&examples)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("test_webhook-") && !name.contains('.')
-        })
-        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
-        .max();
-    match hashed {
-        Some((_, path)) => path,
-        None => panic!(
-            "{} is missing: build it with `cargo build --example test_webhook` \
-             (CI's `cargo test --all-targets` builds test_webhook-<hash>)",
-            plain.display()
-        ),
-    }
+        .join("examples")
+        .join("test_webhook");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build --release --example test_webhook` \
+         (the README's test command does)",
+        bin.display()
+    );
+    bin
 }
 
 /// The shared libraries `ldd` lists for `bin`, as (path in the image, bytes).
