@@ -60,13 +60,25 @@ impl CustomVersion {
         subresource_names: Vec<&'static str>,
     ) -> Self {
         // The definition was validated when it was written; a schema that
-        // still does not parse serves without validation rather than not at all.
-        let structural = schema
-            .as_deref()
-            .and_then(|s| schema::Structural::parse(s, "openAPIV3Schema").ok());
+        // still does not parse (written by an older server, or straight into
+        // the datastore) serves without that check rather than not at all,
+        // and says so.
+        let structural = schema.as_deref().and_then(|s| {
+            schema::Structural::parse(s, "openAPIV3Schema")
+                .map_err(|causes| {
+                    tracing::warn!(crd = crd_name, error = %crate::api::validation::aggregate(&causes), "custom resource schema does not parse; objects are not validated by it");
+                })
+                .ok()
+        });
         let rules = schema
             .as_deref()
-            .and_then(|s| cel::Rules::compile(s, "openAPIV3Schema").ok())
+            .and_then(|s| {
+                cel::Rules::compile(s, "openAPIV3Schema")
+                    .map_err(|causes| {
+                        tracing::warn!(crd = crd_name, error = %crate::api::validation::aggregate(&causes), "custom resource CEL rules do not compile; they are not checked");
+                    })
+                    .ok()
+            })
             .filter(|r| !r.is_empty());
         CustomVersion {
             crd_name: crd_name.to_string(),
