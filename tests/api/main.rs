@@ -23,6 +23,7 @@ mod kubectl_verbs;
 mod manifests;
 mod node_credentials;
 mod ops_commands;
+mod real_world_crds;
 mod security_admission;
 mod security_authn;
 mod security_encryption;
