@@ -69,6 +69,10 @@ pub enum ApiError {
     NoRoute,
     #[error("Internal error occurred: {0}")]
     Internal(String),
+    /// 500 with no reason: upstream's answer to an error that is not an
+    /// API status (a failed CRD conversion webhook).
+    #[error("{0}")]
+    Unknown(String),
     #[error("{0}")]
     Unprocessable(String),
     /// Server-side apply conflicts: 409 with one FieldManagerConflict
@@ -148,7 +152,7 @@ impl ApiError {
             ApiError::Forbidden(_) => 403,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Timeout(_) => 504,
-            ApiError::Internal(_) => 500,
+            ApiError::Internal(_) | ApiError::Unknown(_) => 500,
         }
     }
 
@@ -169,6 +173,7 @@ impl ApiError {
             ApiError::TooManyRequests { .. } => "TooManyRequests",
             ApiError::Timeout(_) => "Timeout",
             ApiError::Internal(_) => "InternalError",
+            ApiError::Unknown(_) => "",
         }
     }
 
@@ -221,6 +226,9 @@ impl ApiError {
         };
         if let (Some(d), Some(map)) = (details, status.as_object_mut()) {
             map.insert("details".into(), d);
+        }
+        if let (Some(map), "") = (status.as_object_mut(), self.reason()) {
+            map.remove("reason");
         }
         status
     }

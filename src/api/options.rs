@@ -130,4 +130,6 @@ pub struct WatchStream {
     pub(crate) deadline: Option<tokio::time::Instant>,
     pub(crate) revision: tokio::sync::watch::Receiver<i64>,
     pub(crate) next_bookmark: tokio::time::Instant,
+    /// Set when objects convert through a CRD's webhook (an async call).
+    pub(crate) converter: Option<std::sync::Arc<super::Api>>,
 }

@@ -99,6 +99,160 @@ pub fn definition(crd: &Value) -> Vec<FieldCause> {
             "must have at least one served version",
         ));
     }
+    causes.extend(conversion(&spec["conversion"]));
+    causes
+}
+
+/// `spec.conversion`, as upstream's `validateCustomResourceConversion`
+/// (whose field paths are the internal type's: `webhookClientConfig`,
+/// `conversionReviewVersions` directly under `spec.conversion`).
+fn conversion(conv: &Value) -> Vec<FieldCause> {
+    const AT: &str = "spec.conversion";
+    let mut causes = Vec::new();
+    let webhook = &conv["webhook"];
+    let client = &webhook["clientConfig"];
+    let versions = webhook["conversionReviewVersions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    match conv["strategy"].as_str() {
+        // v1 defaults a missing strategy to None.
+        None | Some("None") => {
+            if client.is_object() {
+                causes.push(v::forbidden(
+                    &format!("{AT}.webhookClientConfig"),
+                    "should not be set when strategy is not set to Webhook",
+                ));
+            }
+            if !versions.is_empty() {
+                causes.push(v::forbidden(
+                    &format!("{AT}.conversionReviewVersions"),
+                    "should not be set when strategy is not set to Webhook",
+                ));
+            }
+        }
+        Some("Webhook") => {
+            causes.extend(client_config(client));
+            causes.extend(review_versions(&versions));
+        }
+        Some(_) => causes.push(v::not_supported(
+            &format!("{AT}.strategy"),
+            &conv["strategy"],
+            &["None", "Webhook"],
+        )),
+    }
+    causes
+}
+
+/// `webhookClientConfig` (upstream's `ValidateWebhookURL` with https
+/// forced, `ValidateWebhookService`).
+fn client_config(client: &Value) -> Vec<FieldCause> {
+    let at = "spec.conversion.webhookClientConfig";
+    if !client.is_object() {
+        return vec![v::required(at, "required when strategy is set to Webhook")];
+    }
+    let mut causes = Vec::new();
+    match (client.get("url"), client.get("service")) {
+        (Some(url), None) => {
+            let at = format!("{at}.url");
+            let text = url.as_str().unwrap_or("");
+            match text.strip_prefix("https://") {
+                None => causes.push(v::invalid(
+                    &at,
+                    url,
+                    "'https' is the only allowed URL scheme",
+                )),
+                Some(rest) => {
+                    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                    if host.is_empty() {
+                        causes.push(v::invalid(&at, url, "host must be specified"));
+                    }
+                    if host.contains('@') {
+                        causes.push(v::invalid(
+                            &at,
+                            url,
+                            "user information is not permitted in the URL",
+                        ));
+                    }
+                    if rest.contains('#') {
+                        causes.push(v::invalid(
+                            &at,
+                            url,
+                            "fragments are not permitted in the URL",
+                        ));
+                    }
+                    if rest.contains('?') {
+                        causes.push(v::invalid(
+                            &at,
+                            url,
+                            "query parameters are not permitted in the URL",
+                        ));
+                    }
+                }
+            }
+        }
+        (None, Some(svc)) => {
+            let at = format!("{at}.service");
+            for k in ["namespace", "name"] {
+                if svc[k].as_str().unwrap_or("").is_empty() {
+                    causes.push(v::required(
+                        &format!("{at}.{k}"),
+                        &format!("service {k} is required"),
+                    ));
+                }
+            }
+            if let Some(path) = svc.get("path") {
+                if !path.as_str().is_some_and(|p| p.starts_with('/')) {
+                    causes.push(v::invalid(
+                        &format!("{at}.path"),
+                        path,
+                        "must start with a '/'",
+                    ));
+                }
+            }
+            if let Some(port) = svc.get("port") {
+                if !port.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
+                    causes.push(v::invalid(
+                        &format!("{at}.port"),
+                        port,
+                        "port is not valid: must be between 1 and 65535, inclusive",
+                    ));
+                }
+            }
+        }
+        _ => causes.push(v::required(at, "exactly one of url or service is required")),
+    }
+    causes
+}
+
+/// `conversionReviewVersions`: required, DNS-1035 labels without
+/// duplicates, at least one this server speaks.
+fn review_versions(versions: &[Value]) -> Vec<FieldCause> {
+    let at = "spec.conversion.conversionReviewVersions";
+    if versions.is_empty() {
+        return vec![v::required(at, "")];
+    }
+    let mut causes = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, ver) in versions.iter().enumerate() {
+        let name = ver.as_str().unwrap_or("");
+        if seen.contains(&name) {
+            causes.push(v::invalid(&format!("{at}[{i}]"), ver, "duplicate version"));
+            continue;
+        }
+        seen.push(name);
+        for e in v::is_dns1035_label(name) {
+            causes.push(v::invalid(&format!("{at}[{i}]"), ver, &e));
+        }
+    }
+    if !seen.iter().any(|s| matches!(*s, "v1" | "v1beta1")) {
+        let list: Vec<String> = seen.iter().map(|s| s.to_string()).collect();
+        causes.push(v::invalid_string_list(
+            at,
+            Some(&list),
+            "must include at least one of v1, v1beta1",
+        ));
+    }
     causes
 }
 
@@ -132,6 +286,68 @@ mod tests {
         assert!(causes[0]
             .message
             .contains("must be spec.names.plural+\".\"+spec.group"));
+    }
+
+    fn messages(c: &Value) -> Vec<String> {
+        definition(c)
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect()
+    }
+
+    #[test]
+    fn conversion_webhooks_need_a_client_and_a_review_version() {
+        let mut c = crd();
+        c["spec"]["conversion"] = json!({"strategy": "Webhook"});
+        assert_eq!(
+            messages(&c),
+            [
+                "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook",
+                "spec.conversion.conversionReviewVersions: Required value",
+            ]
+        );
+        c["spec"]["conversion"]["webhook"] = json!({
+            "clientConfig": {"url": "https://h/convert", "service": {"name": "s", "namespace": "n"}},
+            "conversionReviewVersions": ["v2"]});
+        assert_eq!(
+            messages(&c),
+            [
+                "spec.conversion.webhookClientConfig: Required value: exactly one of url or service is required",
+                "spec.conversion.conversionReviewVersions: Invalid value: []string{\"v2\"}: must include at least one of v1, v1beta1",
+            ]
+        );
+        c["spec"]["conversion"]["webhook"] = json!({
+            "clientConfig": {"url": "http://h/convert"}, "conversionReviewVersions": ["v1", "v1"]});
+        assert_eq!(
+            messages(&c),
+            [
+                "spec.conversion.webhookClientConfig.url: Invalid value: \"http://h/convert\": 'https' is the only allowed URL scheme",
+                "spec.conversion.conversionReviewVersions[1]: Invalid value: \"v1\": duplicate version",
+            ]
+        );
+        c["spec"]["conversion"]["webhook"]["clientConfig"] =
+            json!({"service": {"name": "s", "namespace": "n", "path": "/c", "port": 443}});
+        c["spec"]["conversion"]["webhook"]["conversionReviewVersions"] = json!(["v1"]);
+        assert!(definition(&c).is_empty());
+    }
+
+    #[test]
+    fn strategy_none_takes_no_webhook() {
+        let mut c = crd();
+        c["spec"]["conversion"] = json!({"strategy": "None", "webhook": {
+            "clientConfig": {"url": "https://h/convert"}, "conversionReviewVersions": ["v1"]}});
+        assert_eq!(
+            messages(&c),
+            [
+                "spec.conversion.webhookClientConfig: Forbidden: should not be set when strategy is not set to Webhook",
+                "spec.conversion.conversionReviewVersions: Forbidden: should not be set when strategy is not set to Webhook",
+            ]
+        );
+        c["spec"]["conversion"] = json!({"strategy": "Magic"});
+        assert_eq!(
+            messages(&c),
+            ["spec.conversion.strategy: Unsupported value: \"Magic\": supported values: \"None\", \"Webhook\""]
+        );
     }
 
     #[test]

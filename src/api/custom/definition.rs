@@ -64,6 +64,7 @@ fn intern(crd: &Value, version: &Value, storage_version: &str) -> Option<&'stati
         "scope": spec["scope"],
         "version": version,
         "storage": storage_version,
+        "conversion": spec["conversion"],
     });
     let key = shape.to_string();
     static SEEN: OnceLock<Mutex<HashMap<String, &'static Resource>>> = OnceLock::new();
@@ -87,6 +88,14 @@ fn leak_list(v: &Value) -> &'static [&'static str] {
         .map(|a| a.iter().filter_map(Value::as_str).map(leak).collect())
         .unwrap_or_default();
     Box::leak(items.into_boxed_slice())
+}
+
+/// `spec.conversion.webhook` when the strategy is Webhook (None, the
+/// default, only rewrites apiVersion).
+fn conversion_webhook(spec: &Value) -> Option<Arc<Value>> {
+    let conversion = spec.get("conversion")?;
+    (conversion.get("strategy").and_then(Value::as_str) == Some("Webhook"))
+        .then(|| Arc::new(conversion.get("webhook").cloned().unwrap_or(Value::Null)))
 }
 
 fn build(crd: &Value, version: &Value, storage_version: &str) -> Option<Resource> {
@@ -138,6 +147,7 @@ fn build(crd: &Value, version: &Value, storage_version: &str) -> Option<Resource
         scale,
         crate::api::openapi::definition_name(group, name, kind),
         sub_names,
+        conversion_webhook(spec),
     );
     Some(Resource {
         group,
@@ -211,6 +221,23 @@ mod tests {
         let c = resources(&changed);
         assert!(!std::ptr::eq(a[0], c[0]));
         assert!(!c[0].namespaced);
+    }
+
+    #[test]
+    fn the_conversion_strategy_is_kept() {
+        let none = resources(&crd());
+        assert!(none[0].custom.is_some_and(|c| c.conversion.is_none()));
+        let mut hooked = crd();
+        hooked["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {
+            "clientConfig": {"url": "https://127.0.0.1:1/convert"},
+            "conversionReviewVersions": ["v1"]}});
+        let rs = resources(&hooked);
+        assert!(!std::ptr::eq(none[0], rs[0]));
+        let webhook = rs[1].custom.and_then(|c| c.conversion.as_deref());
+        assert_eq!(
+            webhook.map(|w| &w["conversionReviewVersions"][0]),
+            Some(&json!("v1"))
+        );
     }
 
     #[test]

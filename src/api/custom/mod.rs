@@ -11,6 +11,7 @@
 mod cel;
 mod check;
 mod controller;
+mod convert;
 mod definition;
 #[allow(dead_code)]
 mod schema;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 pub use controller::start;
+pub use convert::{by_webhook, convert, storage_api_version};
 pub use definition::ScalePaths;
 
 use crate::api::validation::FieldCause;
@@ -38,6 +40,9 @@ pub struct CustomVersion {
     openapi_name: String,
     /// "status", "scale": the served subresources, for the documents.
     subresource_names: Vec<&'static str>,
+    /// `spec.conversion.webhook` under strategy Webhook; None converts by
+    /// rewriting apiVersion.
+    conversion: Option<Arc<Value>>,
 }
 
 impl std::fmt::Debug for CustomVersion {
@@ -58,6 +63,7 @@ impl CustomVersion {
         scale: Option<ScalePaths>,
         openapi_name: String,
         subresource_names: Vec<&'static str>,
+        conversion: Option<Arc<Value>>,
     ) -> Self {
         // The definition was validated when it was written; a schema that
         // still does not parse (written by an older server, or straight into
@@ -90,6 +96,7 @@ impl CustomVersion {
             scale,
             openapi_name,
             subresource_names,
+            conversion,
         }
     }
 
@@ -122,7 +129,8 @@ impl CustomVersion {
     }
 }
 
-/// Stored form of a custom object: the storage version's apiVersion.
+/// Stored form of a custom object under `conversion: None`: the storage
+/// version's apiVersion (webhook conversion is [`convert`]'s).
 pub fn to_storage(r: &Resource, mut obj: Value) -> Value {
     if let (Some(c), Some(m)) = (r.custom, obj.as_object_mut()) {
         m.insert("apiVersion".into(), c.storage_api_version(r).into());
@@ -130,7 +138,8 @@ pub fn to_storage(r: &Resource, mut obj: Value) -> Value {
     obj
 }
 
-/// Served form of a stored custom object: the request's version.
+/// Served form of a stored custom object under `conversion: None`: the
+/// request's version.
 pub fn served(r: &Resource, mut obj: Value) -> Value {
     if let (Some(_), Some(m)) = (r.custom, obj.as_object_mut()) {
         m.insert("apiVersion".into(), r.api_version().into());

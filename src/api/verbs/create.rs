@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{encode, scoped, served_owned, store_error, to_storage};
+use super::{encode, scoped, store_error};
 use crate::api::admission::{Operation, Request};
 use crate::api::error::ApiError;
 use crate::api::meta::{self, meta_mut};
@@ -101,7 +101,7 @@ impl Api {
             return Ok(obj);
         }
         let key = r.key(namespace, &name);
-        let stored = to_storage(r, obj);
+        let stored = self.storage_form(r, obj).await?;
         let lease = if r.storage == "events" {
             self.event_lease().await?
         } else {
@@ -112,7 +112,7 @@ impl Api {
             .create(&key, encode(stored.clone())?, lease)
             .await
             .map_err(|e| store_error(r, &name, e))?;
-        let mut out = served_owned(r, stored);
+        let mut out = self.serve_owned(r, stored).await?;
         set_resource_version(&mut out, revision);
         tracing::debug!(resource = r.plural, name, revision, "created");
         Ok(out)

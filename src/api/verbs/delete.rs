@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::{scoped, served_owned, store_error};
+use super::{scoped, store_error};
 use crate::api::error::{success_status, ApiError};
 use crate::api::meta::{self, meta_mut};
 use crate::api::registry::Resource;
@@ -48,7 +48,7 @@ impl Api {
         for _ in 0..RETRIES {
             let (stored, mod_revision) = self.current(r, namespace, name).await?;
             check_preconditions(r, name, &stored, mod_revision, opts)?;
-            let mut obj = served_owned(r, stored);
+            let mut obj = self.serve_owned(r, stored).await?;
             let graceful = self.begin_termination(r, &mut obj, opts);
             if !graceful {
                 if opts.dry_run {

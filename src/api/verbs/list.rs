@@ -129,16 +129,28 @@ impl Api {
             }
             None => cache.snapshot(namespace, None, global),
         };
+        // Through a webhook, selectors see the stored objects (custom
+        // resources select on metadata only, which conversion keeps, as
+        // upstream's cacher) and only the page is converted, in one call.
+        let webhook = crate::api::custom::by_webhook(r);
         let mut items = Vec::new();
         let mut keys = Vec::new();
         for s in stored {
-            let obj = served(r, &s.object);
+            let obj = if webhook {
+                s.object.clone()
+            } else {
+                served(r, &s.object)
+            };
             if self.matches(r, opts, &obj) {
                 keys.push(item_key(r, &obj));
                 items.push(obj);
             }
         }
-        Ok(paginate(items, keys, revision, opts))
+        let mut page = paginate(items, keys, revision, opts);
+        if webhook {
+            page.items = self.serve_all(r, page.items).await?;
+        }
+        Ok(page)
     }
 
     fn matches(&self, r: &Resource, opts: &ListOptions, obj: &Value) -> bool {
@@ -171,6 +183,7 @@ impl Api {
         } else {
             usize::MAX
         };
+        let webhook = crate::api::custom::by_webhook(r);
         let mut items = Vec::new();
         let mut keys = Vec::new();
         let chunk = if opts.limit > 0 {
@@ -187,7 +200,11 @@ impl Api {
             let last = page.last().map(|(k, _)| k.clone());
             let mut overflow = false;
             for (key, obj) in page {
-                let obj = served(r, &Arc::new(obj));
+                let obj = if webhook {
+                    Arc::new(obj)
+                } else {
+                    served(r, &Arc::new(obj))
+                };
                 if self.matches(r, opts, &obj) {
                     if items.len() == want {
                         overflow = true;
@@ -210,6 +227,9 @@ impl Api {
         } else {
             None
         };
+        if webhook {
+            items = self.serve_all(r, items).await?;
+        }
         Ok(ListResult {
             items,
             resource_version: revision,

@@ -76,6 +76,64 @@ fn to_storage(r: &Resource, obj: Value) -> Value {
     }
 }
 
+/// The one object a single-object conversion gives back.
+fn only(mut objects: Vec<Value>) -> Result<Value, ApiError> {
+    objects
+        .pop()
+        .ok_or_else(|| ApiError::internal("conversion gave no object"))
+}
+
+impl Api {
+    /// [`served`], through the CRD's conversion webhook when it has one.
+    async fn serve(
+        &self,
+        r: &'static Resource,
+        stored: &Arc<Value>,
+    ) -> Result<Arc<Value>, ApiError> {
+        if !crate::api::custom::by_webhook(r) {
+            return Ok(served(r, stored));
+        }
+        let version = r.api_version();
+        if stored.get("apiVersion").and_then(Value::as_str) == Some(version.as_str()) {
+            return Ok(stored.clone());
+        }
+        let out = crate::api::custom::convert(self, r, vec![(**stored).clone()], &version).await?;
+        Ok(Arc::new(only(out)?))
+    }
+
+    /// [`served_owned`], through the CRD's conversion webhook when it has one.
+    async fn serve_owned(&self, r: &'static Resource, stored: Value) -> Result<Value, ApiError> {
+        if !crate::api::custom::by_webhook(r) {
+            return Ok(served_owned(r, stored));
+        }
+        only(crate::api::custom::convert(self, r, vec![stored], &r.api_version()).await?)
+    }
+
+    /// [`to_storage`], through the CRD's conversion webhook when it has one.
+    async fn storage_form(&self, r: &'static Resource, obj: Value) -> Result<Value, ApiError> {
+        if !crate::api::custom::by_webhook(r) {
+            return Ok(to_storage(r, obj));
+        }
+        let version = crate::api::custom::storage_api_version(r);
+        only(crate::api::custom::convert(self, r, vec![obj], &version).await?)
+    }
+
+    /// Served forms of stored objects: one webhook call for all that need
+    /// it (upstream converts a list page in one ConversionReview).
+    async fn serve_all(
+        &self,
+        r: &'static Resource,
+        stored: Vec<Arc<Value>>,
+    ) -> Result<Vec<Arc<Value>>, ApiError> {
+        if !crate::api::custom::by_webhook(r) {
+            return Ok(stored.iter().map(|s| served(r, s)).collect());
+        }
+        let objects = stored.iter().map(|s| (**s).clone()).collect();
+        let out = crate::api::custom::convert(self, r, objects, &r.api_version()).await?;
+        Ok(out.into_iter().map(Arc::new).collect())
+    }
+}
+
 /// Serializes an object for storage, without its resourceVersion.
 fn encode(mut obj: Value) -> Result<Vec<u8>, ApiError> {
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -158,7 +216,7 @@ impl Api {
             .cache(r.storage)
             .ok_or_else(|| ApiError::internal(format!("no cache for {}", r.storage)))?;
         match cache.get(&suffix(r, namespace, name)) {
-            Some(s) => Ok(served(r, &s.object)),
+            Some(s) => self.serve(r, &s.object).await,
             None => Err(ApiError::not_found(r, name)),
         }
     }
@@ -173,14 +231,14 @@ impl Api {
         obj: Value,
         mod_revision: i64,
     ) -> Result<Option<Value>, ApiError> {
-        let stored = to_storage(r, obj);
+        let stored = self.storage_form(r, obj).await?;
         match self
             .store
             .update(key, encode(stored.clone())?, mod_revision)
             .await
         {
             Ok(rev) => {
-                let mut out = served_owned(r, stored);
+                let mut out = self.serve_owned(r, stored).await?;
                 crate::api::store::set_resource_version(&mut out, rev);
                 tracing::debug!(resource = r.plural, name, rev, "updated");
                 Ok(Some(out))

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::create::check_type;
-use super::{scoped, served_owned, store_error};
+use super::{scoped, store_error};
 use crate::api::admission::{Operation, Request};
 use crate::api::error::ApiError;
 use crate::api::meta::{self, meta_mut};
@@ -90,7 +90,7 @@ impl Api {
             if pinned.is_some_and(|rv| rv != mod_revision) {
                 return Err(ApiError::modified(r, name));
             }
-            let old = served_owned(r, stored);
+            let old = self.serve_owned(r, stored).await?;
             let mut new = change(&old)?;
             let pinned_now = pinned_version(&new)?;
             if pinned_now.is_some_and(|rv| rv != mod_revision) {

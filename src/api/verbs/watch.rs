@@ -19,7 +19,7 @@ const BOOKMARK_EVERY: Duration = Duration::from_secs(60);
 
 impl Api {
     pub async fn watch(
-        &self,
+        self: &Arc<Self>,
         r: &'static Resource,
         namespace: Option<&str>,
         opts: WatchOptions,
@@ -74,6 +74,7 @@ impl Api {
             revision: self.store.revision_rx(),
             next_bookmark: Instant::now() + BOOKMARK_EVERY,
             options: opts,
+            converter: crate::api::custom::by_webhook(r).then(|| self.clone()),
         })
     }
 }
@@ -104,7 +105,25 @@ impl WatchStream {
                 }
             };
             if let Some(e) = self.client_event(event) {
-                return Some(e);
+                return self.convert(e).await;
+            }
+        }
+    }
+
+    /// The event's object in the watched version through the CRD's
+    /// webhook; a failure ends the watch, as upstream's encoder does.
+    async fn convert(&self, mut e: WatchEvent) -> Option<WatchEvent> {
+        let Some(api) = &self.converter else {
+            return Some(e);
+        };
+        match api.serve(self.resource, &e.object).await {
+            Ok(object) => {
+                e.object = object;
+                Some(e)
+            }
+            Err(err) => {
+                tracing::warn!(resource = self.resource.plural, error = %err, "watch ends: unable to convert its object");
+                None
             }
         }
     }
@@ -112,6 +131,10 @@ impl WatchStream {
     /// The next event if one is ready now (for batching several events
     /// into one write); never waits.
     pub fn next_ready(&mut self) -> Option<WatchEvent> {
+        // Converting awaits a webhook: such events go one by one.
+        if self.converter.is_some() {
+            return None;
+        }
         loop {
             let event = match self.backlog.pop_front() {
                 Some(e) => e,
@@ -142,9 +165,19 @@ impl WatchStream {
         }) {
             return None;
         }
-        let object = served(r, &event.object);
+        // Through a webhook, selectors see the stored objects (metadata
+        // only, which conversion keeps; upstream's cacher filters before
+        // converting) and `next` converts what is sent.
+        let form = |o: &Arc<Value>| {
+            if self.converter.is_some() {
+                o.clone()
+            } else {
+                served(r, o)
+            }
+        };
+        let object = form(&event.object);
         let now = self.matches(&object);
-        let before = event.previous.as_ref().map(|p| self.matches(&served(r, p)));
+        let before = event.previous.as_ref().map(|p| self.matches(&form(p)));
         let kind = match (event.kind, before, now) {
             (EventType::Added, _, true) => "ADDED",
             (EventType::Modified, Some(true), true) => "MODIFIED",
