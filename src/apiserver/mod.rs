@@ -374,9 +374,12 @@ impl Server {
         if let Route::Resource(p) = &route {
             if stream::handles(p) {
                 // Streams need the request itself (upgrades), unread.
-                self.admit(&req, &route, &query, identity, rec).await?;
+                let user = match self.admit(&req, &route, &query, identity, rec).await? {
+                    Admitted::User(u) => Some(u),
+                    Admitted::Public => None,
+                };
                 *long_running = true;
-                return Ok(stream::handle(self, req, p).await?);
+                return Ok(stream::handle(self, req, p, user).await?);
             }
         }
         let (parts, body) = req.into_parts();

@@ -355,6 +355,7 @@ pub async fn handle(
     server: &Server,
     req: Request<Incoming>,
     p: &ResourcePath,
+    user: Option<Arc<crate::api::UserInfo>>,
 ) -> Result<Response<Body>, ApiError> {
     let (Some(ns), Some(name), Some(sub)) = (
         p.namespace.as_deref(),
@@ -386,6 +387,14 @@ pub async fn handle(
         "attach" => exec_query(&q, false),
         _ => portforward_query(&q)?,
     };
+    if !is_log {
+        // Admission (CONNECT) before the pod is looked at, as upstream.
+        let user = user.as_deref();
+        server
+            .api
+            .admit_connect(pods, sub, ns, name, &q, user)
+            .await?;
+    }
     let pod = server.api.get(pods, Some(ns), name).await?;
     // Pod and container names are DNS labels: nothing to escape.
     let path = match sub {

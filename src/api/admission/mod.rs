@@ -3,7 +3,9 @@
 //! on the validated object just before it is written. Each plugin is one
 //! file; in-process callers (controllers, the server's own node agent)
 //! have no user and pass the user-based checks. Dynamic admission
-//! (webhook configurations) runs last in each phase (`webhooks/`).
+//! (webhook configurations) runs last in each phase (`webhooks/`), for
+//! CREATE and UPDATE here, DELETE (`admit_delete`) and CONNECT
+//! (`admit_connect`, pods/exec, attach and portforward).
 
 mod escalation;
 mod lifecycle;
@@ -17,13 +19,14 @@ mod tolerations;
 mod webhooks;
 
 pub(crate) use tolerations::default_toleration_seconds;
-#[allow(unused_imports)] // for CRD serving (conversion webhooks)
 pub(crate) use webhooks::convert;
+pub(crate) use webhooks::validate_match_conditions;
 
 use serde_json::Value;
 
 use crate::api::authz::UserInfo;
-use crate::api::{Api, ApiError, Resource, WriteOptions};
+use crate::api::{Api, ApiError, DeleteOptions, Resource, WriteOptions};
+use webhooks::{Reinvocation, Subject};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operation {
@@ -91,7 +94,30 @@ impl<'a> Request<'a> {
 
 impl Api {
     /// Mutating admission (create and update), on the defaulted object.
+    /// When a webhook changed the object after a `reinvocationPolicy:
+    /// IfNeeded` webhook ran, the chain runs once more (built-in plugins,
+    /// which are idempotent, and the webhooks due again), as upstream.
     pub(crate) async fn admit_mutate(
+        &self,
+        req: &Request<'_>,
+        obj: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
+        let subject = Subject::write(req);
+        let mut rounds = Reinvocation::default();
+        self.builtin_mutate(req, obj, old).await?;
+        self.webhooks_mutate(&subject, obj, old, &mut rounds)
+            .await?;
+        if rounds.needed() {
+            rounds.begin();
+            self.builtin_mutate(req, obj, old).await?;
+            self.webhooks_mutate(&subject, obj, old, &mut rounds)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn builtin_mutate(
         &self,
         req: &Request<'_>,
         obj: &mut Value,
@@ -99,9 +125,7 @@ impl Api {
     ) -> Result<(), ApiError> {
         limit_ranger::mutate(self, req, obj, old).await?;
         storage_class::mutate(self, req, obj, old).await?;
-        priority::mutate(self, req, obj, old).await?;
-        self.webhooks_mutate(req, obj, old).await?;
-        Ok(())
+        priority::mutate(self, req, obj, old).await
     }
 
     /// Validating admission (create and update), on the validated object
@@ -118,7 +142,8 @@ impl Api {
         limit_ranger::validate(self, req, obj, old).await?;
         pod_security::validate(self, req, obj, old).await?;
         // Webhooks before quota, as upstream: a refused write charges nothing.
-        self.webhooks_validate(req, obj, old).await?;
+        self.webhooks_validate(&Subject::write(req), Some(obj), old)
+            .await?;
         quota::validate(self, req, obj, old).await?;
         Ok(())
     }
@@ -146,16 +171,47 @@ impl Api {
         .await
     }
 
-    /// Admission of a delete (NamespaceLifecycle, NodeRestriction).
+    /// Admission of a delete of `old` (as served in `r`'s version), read
+    /// just before: NamespaceLifecycle, NodeRestriction, then the mutating
+    /// (which see the old object; a patch is refused) and validating
+    /// webhooks with operation DELETE and the DeleteOptions.
     pub(crate) async fn admit_delete(
         &self,
         r: &'static Resource,
         namespace: Option<&str>,
         name: &str,
-        user: Option<&UserInfo>,
+        old: &Value,
+        opts: &DeleteOptions,
     ) -> Result<(), ApiError> {
+        let user = opts.user.as_deref();
         lifecycle::validate_delete(self, r, namespace, name, user).await?;
         node_restriction::validate_delete(self, r, namespace, name, user).await?;
-        Ok(())
+        let subject = Subject::delete(r, namespace, name, opts);
+        let mut none = Value::Null;
+        let mut rounds = Reinvocation::default();
+        self.webhooks_mutate(&subject, &mut none, Some(old), &mut rounds)
+            .await?;
+        self.webhooks_validate(&subject, None, Some(old)).await
+    }
+
+    /// Admission of a CONNECT to pod subresource `subresource` (exec,
+    /// attach, portforward) with the request's query: webhooks get the
+    /// options object built from it. A mutating webhook's patch changes
+    /// only what later webhooks see: the stream is opened from the query.
+    pub(crate) async fn admit_connect(
+        &self,
+        r: &'static Resource,
+        subresource: &str,
+        namespace: &str,
+        name: &str,
+        query: &[(String, String)],
+        user: Option<&UserInfo>,
+    ) -> Result<(), ApiError> {
+        let subject = Subject::connect(r, subresource, namespace, name, user);
+        let mut options = webhooks::connect_options(subresource, query);
+        let mut rounds = Reinvocation::default();
+        self.webhooks_mutate(&subject, &mut options, None, &mut rounds)
+            .await?;
+        self.webhooks_validate(&subject, Some(&options), None).await
     }
 }

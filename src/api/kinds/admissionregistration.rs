@@ -202,6 +202,7 @@ fn validate(obj: &Value, mutating: bool) -> Vec<FieldCause> {
         }
         client_config(&mut out, hook.get("clientConfig"), &at);
         rules(&mut out, hook, &at);
+        out.extend(crate::api::admission::validate_match_conditions(hook, &at));
     }
     out
 }

@@ -42,13 +42,14 @@ impl Api {
             return Err(ApiError::MethodNotAllowed);
         }
         let namespace = scoped(r, namespace);
-        self.admit_delete(r, namespace, name, opts.user.as_deref())
-            .await?;
         let key = r.key(namespace, name);
         for _ in 0..RETRIES {
             let (stored, mod_revision) = self.current(r, namespace, name).await?;
             check_preconditions(r, name, &stored, mod_revision, opts)?;
             let mut obj = self.serve_owned(r, stored).await?;
+            // Admission sees the object it deletes (as upstream's
+            // deleteValidation), after the preconditions.
+            self.admit_delete(r, namespace, name, &obj, opts).await?;
             let graceful = self.begin_termination(r, &mut obj, opts);
             if !graceful {
                 if opts.dry_run {

@@ -6,6 +6,7 @@
 use base64::Engine;
 use serde_json::Value;
 
+use super::conditions::{self, Condition};
 use crate::api::selector::LabelSelector;
 
 /// Where a webhook is served.
@@ -41,6 +42,8 @@ pub(super) struct Rule {
 /// One entry of `webhooks[]`.
 #[derive(Debug, Clone)]
 pub(super) struct Hook {
+    /// Upstream's webhook UID: `<configuration>/<name>/<index>`.
+    pub id: String,
     pub name: String,
     pub client: ClientConfig,
     pub rules: Vec<Rule>,
@@ -51,6 +54,9 @@ pub(super) struct Hook {
     /// `None`, `NoneOnDryRun`, `Some` or `Unknown`.
     pub side_effects: String,
     pub timeout_seconds: u64,
+    /// `reinvocationPolicy: IfNeeded` (mutating webhooks only).
+    pub reinvoke_if_needed: bool,
+    pub conditions: Vec<Condition>,
 }
 
 /// Upstream's default and maximum `timeoutSeconds`.
@@ -127,12 +133,15 @@ pub(super) fn hooks(config: &Value) -> Vec<Hook> {
     let Some(items) = config.get("webhooks").and_then(Value::as_array) else {
         return Vec::new();
     };
+    let config_name = crate::api::meta::name(config);
     items
         .iter()
-        .filter_map(|w| {
+        .enumerate()
+        .filter_map(|(i, w)| {
             let client = client_config(w.get("clientConfig")?)?;
             let text = |k: &str, d: &str| w.get(k).and_then(Value::as_str).unwrap_or(d).to_string();
             Some(Hook {
+                id: format!("{config_name}/{}/{i}", text("name", "")),
                 name: text("name", ""),
                 client,
                 rules: w
@@ -150,6 +159,8 @@ pub(super) fn hooks(config: &Value) -> Vec<Hook> {
                     .and_then(Value::as_u64)
                     .unwrap_or(DEFAULT_TIMEOUT)
                     .clamp(1, MAX_TIMEOUT),
+                reinvoke_if_needed: text("reinvocationPolicy", "Never") == "IfNeeded",
+                conditions: conditions::parse(w),
             })
         })
         .collect()

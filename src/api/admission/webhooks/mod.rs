@@ -3,29 +3,42 @@
 //! one webhook at a time in configuration-name then webhook order, each
 //! seeing the previous one's patch; ValidatingWebhookConfigurations run in
 //! parallel after the built-in validation. Configurations are read from the
-//! watch cache on every request, so a new one applies at once. CRD
-//! conversion webhooks (`convert`) share the call machinery.
+//! watch cache on every request, so a new one applies at once. CREATE and
+//! UPDATE come from the write path, DELETE (and each item of a
+//! deletecollection) with the old object and the DeleteOptions, CONNECT
+//! (pods/exec, attach, portforward) with the options built from the query.
+//! `matchConditions` (CEL) are checked before each call; mutating webhooks
+//! with `reinvocationPolicy: IfNeeded` run again once when a later webhook
+//! changed the object (`Reinvocation`). CRD conversion webhooks
+//! (`convert`) share the call machinery.
 
 mod call;
+mod conditions;
 mod config;
+mod connect;
 mod conversion;
+mod dispatch;
 mod matching;
 mod resolve;
 mod review;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ops;
 
-#[allow(unused_imports)] // wired into CRD serving by the custom-resource module
+pub(crate) use conditions::validate as validate_match_conditions;
+pub(super) use dispatch::Reinvocation;
+
 pub(crate) use conversion::convert;
 
-use serde_json::{Map, Value};
+use std::sync::Mutex;
+
+use serde_json::{json, Map, Value};
 
 use super::{Operation, Request};
+use crate::api::authz::UserInfo;
 use crate::api::registry::Resource;
-use crate::api::{Api, ApiError};
-use config::Hook;
-use matching::Attrs;
-use review::{Call, Verdict};
+use crate::api::{ApiError, DeleteOptions};
 
 /// Why a conversion webhook gave no converted objects (upstream's text).
 #[derive(Debug, thiserror::Error)]
@@ -54,11 +67,126 @@ impl Failure {
     }
 }
 
-fn operation(op: Operation) -> &'static str {
-    match op {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
+/// What webhooks are told about one request, whatever its operation.
+pub(super) struct Subject<'a> {
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
+    pub operation: &'static str,
+    pub resource: &'static Resource,
+    /// "" for the main resource.
+    pub subresource: &'a str,
+    /// "" for cluster-scoped objects.
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// `None` for in-process callers.
+    pub user: Option<&'a UserInfo>,
+    pub dry_run: bool,
+    /// The review's `options` (null for CONNECT, as upstream).
+    pub options: Value,
+    /// Warnings for the client; `None` when the verb has no way to send them.
+    pub warnings: Option<&'a Mutex<Vec<String>>>,
+}
+
+impl<'a> Subject<'a> {
+    /// A create or an update from the write path.
+    pub(super) fn write(req: &'a Request<'_>) -> Self {
+        let (operation, kind) = match req.op {
+            Operation::Create => ("CREATE", "CreateOptions"),
+            Operation::Update => ("UPDATE", "UpdateOptions"),
+        };
+        let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": kind});
+        if req.dry_run {
+            options["dryRun"] = json!(["All"]);
+        }
+        Subject {
+            operation,
+            resource: req.resource,
+            subresource: req.subresource.unwrap_or(""),
+            namespace: req.namespace.unwrap_or(""),
+            name: req.name,
+            user: req.user,
+            dry_run: req.dry_run,
+            options,
+            warnings: Some(req.warnings),
+        }
     }
+
+    /// A delete, with its DeleteOptions as the client sent them.
+    pub(super) fn delete(
+        r: &'static Resource,
+        namespace: Option<&'a str>,
+        name: &'a str,
+        opts: &'a DeleteOptions,
+    ) -> Self {
+        let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions"});
+        if let Some(g) = opts.grace_period_seconds {
+            options["gracePeriodSeconds"] = g.into();
+        }
+        if let Some(p) = &opts.propagation_policy {
+            options["propagationPolicy"] = p.as_str().into();
+        }
+        let mut pre = Map::new();
+        if let Some(uid) = &opts.precondition_uid {
+            pre.insert("uid".into(), uid.as_str().into());
+        }
+        if let Some(rv) = &opts.precondition_resource_version {
+            pre.insert("resourceVersion".into(), rv.as_str().into());
+        }
+        if !pre.is_empty() {
+            options["preconditions"] = Value::Object(pre);
+        }
+        if opts.dry_run {
+            options["dryRun"] = json!(["All"]);
+        }
+        Subject {
+            operation: "DELETE",
+            resource: r,
+            subresource: "",
+            namespace: namespace.unwrap_or(""),
+            name,
+            user: opts.user.as_deref(),
+            dry_run: opts.dry_run,
+            options,
+            warnings: None,
+        }
+    }
+
+    /// A CONNECT to a pod's exec, attach or portforward.
+    pub(super) fn connect(
+        r: &'static Resource,
+        subresource: &'a str,
+        namespace: &'a str,
+        name: &'a str,
+        user: Option<&'a UserInfo>,
+    ) -> Self {
+        Subject {
+            operation: "CONNECT",
+            resource: r,
+            subresource,
+            namespace,
+            name,
+            user,
+            dry_run: false,
+            options: Value::Null,
+            warnings: None,
+        }
+    }
+
+    fn warn(&self, text: String) {
+        match self.warnings.and_then(|w| w.lock().ok()) {
+            Some(mut w) => w.push(text),
+            None => tracing::info!(warning = text, "admission webhook warning"),
+        }
+    }
+
+    /// CONNECT sends the options object, which has no other versions.
+    fn convertible(&self) -> bool {
+        self.operation != "CONNECT"
+    }
+}
+
+/// The object of a CONNECT review, built from the request's query.
+pub(super) fn connect_options(subresource: &str, query: &[(String, String)]) -> Value {
+    connect::options(subresource, query)
 }
 
 /// Converts an object between two versions sharing storage.
@@ -73,227 +201,5 @@ fn convert_version(from: &Resource, to: &Resource, obj: Value) -> Value {
     match to.strategy.from_storage {
         Some(f) => f(stored),
         None => stored,
-    }
-}
-
-impl Api {
-    /// Every webhook of the configurations stored under `plural`, in
-    /// configuration-name order.
-    fn webhook_hooks(&self, plural: &str) -> Vec<Hook> {
-        let Some(r) = self.registry().find(GROUP, "v1", plural) else {
-            return Vec::new();
-        };
-        let Some(cache) = self.store.cache(r.storage) else {
-            return Vec::new();
-        };
-        // Keys are names, so the snapshot is in name order already.
-        let (configs, _) = cache.snapshot(None, None, 0);
-        configs
-            .iter()
-            .flat_map(|c| config::hooks(&c.object))
-            .collect()
-    }
-
-    fn namespace_labels(&self, namespace: &str) -> Option<Map<String, Value>> {
-        let r = self.registry().find("", "v1", "namespaces")?;
-        let ns = self.store.cache(r.storage)?.get(namespace)?;
-        ns.object
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .cloned()
-    }
-
-    /// The webhooks that apply to a request, each with the resource it is
-    /// called for; refuses dry runs of webhooks with side effects.
-    fn matching_hooks(
-        &self,
-        hooks: Vec<Hook>,
-        a: &Attrs<'_>,
-        dry_run: bool,
-    ) -> Result<Vec<(Hook, &'static Resource)>, ApiError> {
-        let mut out = Vec::new();
-        for hook in hooks {
-            let Some(r) = matching::resource_for(&hook, a, &self.registry()) else {
-                continue;
-            };
-            if !matching::namespace_matches(&hook, a) || !matching::object_matches(&hook, a) {
-                continue;
-            }
-            if dry_run && !matches!(hook.side_effects.as_str(), "None" | "NoneOnDryRun") {
-                return Err(ApiError::BadRequest(format!(
-                    "admission webhook \"{}\" does not support dry run",
-                    hook.name
-                )));
-            }
-            out.push((hook, r));
-        }
-        Ok(out)
-    }
-
-    /// Calls one webhook; `Ok(None)` when it failed and its policy is Ignore.
-    async fn call_hook(
-        &self,
-        hook: &Hook,
-        call: &Call<'_>,
-        mutating: bool,
-    ) -> Result<Option<Verdict>, ApiError> {
-        let answer = match self.webhook_endpoint(&hook.client, hook.timeout_seconds) {
-            Ok(ep) => call::post(&ep, &review::request(call))
-                .await
-                .map_err(Failure::Call),
-            Err(e) => Err(Failure::Call(e)),
-        };
-        let verdict = answer.and_then(|a| {
-            review::verdict(&hook.name, &call.uid, &a, mutating).map_err(Failure::Invalid)
-        });
-        match verdict {
-            Ok(v) => Ok(Some(v)),
-            Err(f) if hook.ignore_failure => {
-                tracing::warn!(webhook = hook.name, error = %f.error(&hook.name), "webhook failed, ignored by its failurePolicy");
-                Ok(None)
-            }
-            Err(f) => Err(f.error(&hook.name)),
-        }
-    }
-
-    /// Mutating webhooks, in order, each on the previous one's result.
-    pub(super) async fn webhooks_mutate(
-        &self,
-        req: &Request<'_>,
-        obj: &mut Value,
-        old: Option<&Value>,
-    ) -> Result<(), ApiError> {
-        if req.resource.group == GROUP {
-            return Ok(());
-        }
-        let hooks = self.webhook_hooks("mutatingwebhookconfigurations");
-        if hooks.is_empty() {
-            return Ok(());
-        }
-        let ns_labels = req.namespace.and_then(|ns| self.namespace_labels(ns));
-        for hook in hooks {
-            let matched = {
-                let a = self.attrs(req, Some(obj), old, ns_labels.as_ref());
-                self.matching_hooks(vec![hook], &a, req.dry_run)?
-            };
-            let Some((hook, r)) = matched.into_iter().next() else {
-                continue;
-            };
-            let mut sent = convert_version(req.resource, r, obj.clone());
-            let old_sent = old.map(|o| convert_version(req.resource, r, o.clone()));
-            let call = self.review_call(req, r, Some(&sent), old_sent.as_ref());
-            match self.call_hook(&hook, &call, true).await? {
-                None => {}
-                Some(Verdict::Denied { error, warnings }) => {
-                    warnings.into_iter().for_each(|w| req.warn(w));
-                    return Err(error);
-                }
-                Some(Verdict::Allowed { patch, warnings }) => {
-                    warnings.into_iter().for_each(|w| req.warn(w));
-                    if let Some(patch) = patch {
-                        json_patch::patch(&mut sent, &patch).map_err(ApiError::internal)?;
-                        *obj = convert_version(r, req.resource, sent);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Validating webhooks, all at once; the first refusal wins.
-    pub(super) async fn webhooks_validate(
-        &self,
-        req: &Request<'_>,
-        obj: &Value,
-        old: Option<&Value>,
-    ) -> Result<(), ApiError> {
-        if req.resource.group == GROUP {
-            return Ok(());
-        }
-        let hooks = self.webhook_hooks("validatingwebhookconfigurations");
-        if hooks.is_empty() {
-            return Ok(());
-        }
-        let ns_labels = req.namespace.and_then(|ns| self.namespace_labels(ns));
-        let matched = {
-            let a = self.attrs(req, Some(obj), old, ns_labels.as_ref());
-            self.matching_hooks(hooks, &a, req.dry_run)?
-        };
-        let sent: Vec<(Value, Option<Value>)> = matched
-            .iter()
-            .map(|(_, r)| {
-                (
-                    convert_version(req.resource, r, obj.clone()),
-                    old.map(|o| convert_version(req.resource, r, o.clone())),
-                )
-            })
-            .collect();
-        let calls: Vec<Call<'_>> = matched
-            .iter()
-            .zip(&sent)
-            .map(|((_, r), (o, old))| self.review_call(req, r, Some(o), old.as_ref()))
-            .collect();
-        let results = futures::future::join_all(
-            matched
-                .iter()
-                .zip(&calls)
-                .map(|((hook, _), call)| self.call_hook(hook, call, false)),
-        )
-        .await;
-        let mut refusal = None;
-        for result in results {
-            match result {
-                Err(e) => refusal = refusal.or(Some(e)),
-                Ok(Some(Verdict::Denied { error, warnings })) => {
-                    warnings.into_iter().for_each(|w| req.warn(w));
-                    refusal = refusal.or(Some(error));
-                }
-                Ok(Some(Verdict::Allowed { warnings, .. })) => {
-                    warnings.into_iter().for_each(|w| req.warn(w));
-                }
-                Ok(None) => {}
-            }
-        }
-        refusal.map_or(Ok(()), Err)
-    }
-
-    fn attrs<'a>(
-        &self,
-        req: &'a Request<'_>,
-        obj: Option<&'a Value>,
-        old: Option<&'a Value>,
-        ns_labels: Option<&'a Map<String, Value>>,
-    ) -> Attrs<'a> {
-        Attrs {
-            operation: operation(req.op),
-            resource: req.resource,
-            subresource: req.subresource.unwrap_or(""),
-            namespace: req.namespace.unwrap_or(""),
-            object: obj,
-            old,
-            namespace_labels: ns_labels,
-        }
-    }
-
-    fn review_call<'a>(
-        &self,
-        req: &'a Request<'_>,
-        r: &'static Resource,
-        obj: Option<&'a Value>,
-        old: Option<&'a Value>,
-    ) -> Call<'a> {
-        Call {
-            uid: crate::api::meta::new_uid(),
-            resource: r,
-            request_resource: req.resource,
-            subresource: req.subresource.unwrap_or(""),
-            name: req.name,
-            namespace: req.namespace.unwrap_or(""),
-            operation: operation(req.op),
-            user: req.user,
-            object: obj,
-            old,
-            dry_run: req.dry_run,
-        }
     }
 }

@@ -24,6 +24,8 @@ pub(super) struct Call<'a> {
     pub object: Option<&'a Value>,
     pub old: Option<&'a Value>,
     pub dry_run: bool,
+    /// Create/Update/DeleteOptions as sent; null for CONNECT.
+    pub options: &'a Value,
 }
 
 fn gvk(r: &Resource, sub: &str) -> Value {
@@ -56,15 +58,6 @@ fn user_info(user: Option<&UserInfo>) -> Value {
 
 /// The AdmissionReview body.
 pub(super) fn request(c: &Call<'_>) -> Value {
-    let options_kind = match c.operation {
-        "CREATE" => "CreateOptions",
-        "UPDATE" => "UpdateOptions",
-        _ => "DeleteOptions",
-    };
-    let mut options = json!({"apiVersion": "meta.k8s.io/v1", "kind": options_kind});
-    if c.dry_run {
-        options["dryRun"] = json!(["All"]);
-    }
     let mut req = json!({
         "uid": c.uid,
         "kind": gvk(c.resource, c.subresource),
@@ -77,7 +70,7 @@ pub(super) fn request(c: &Call<'_>) -> Value {
         "object": c.object.cloned().unwrap_or(Value::Null),
         "oldObject": c.old.cloned().unwrap_or(Value::Null),
         "dryRun": c.dry_run,
-        "options": options,
+        "options": c.options,
     });
     if !c.subresource.is_empty() {
         req["subResource"] = c.subresource.into();

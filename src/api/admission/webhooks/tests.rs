@@ -18,13 +18,13 @@ use crate::api::{Api, ApiError, ServiceNetwork, WriteOptions};
 use crate::datastore::{SqliteBackend, SqliteOptions};
 
 /// Answers one review request body with the `response` part.
-type Handler = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
+pub(super) type Handler = Arc<dyn Fn(&Value) -> Value + Send + Sync>;
 
-struct Server {
-    port: u16,
-    ca_pem: String,
-    calls: Arc<AtomicUsize>,
-    last: Arc<std::sync::Mutex<Value>>,
+pub(super) struct Server {
+    pub port: u16,
+    pub ca_pem: String,
+    pub calls: Arc<AtomicUsize>,
+    pub last: Arc<std::sync::Mutex<Value>>,
 }
 
 fn certificates() -> (String, rustls::ServerConfig) {
@@ -49,7 +49,7 @@ fn certificates() -> (String, rustls::ServerConfig) {
     (ca.pem(), config)
 }
 
-async fn serve(delay: Duration, handler: Handler) -> Server {
+pub(super) async fn serve(delay: Duration, handler: Handler) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (ca_pem, config) = certificates();
@@ -101,7 +101,7 @@ async fn serve(delay: Duration, handler: Handler) -> Server {
 }
 
 /// Denies objects labelled `deny=true`, as the integration test's server.
-fn deny_labelled(review: &Value) -> Value {
+pub(super) fn deny_labelled(review: &Value) -> Value {
     if review["request"]["object"]["metadata"]["labels"]["deny"] == "true" {
         json!({"allowed": false, "status": {"code": 403, "message": "labelled deny"}})
     } else {
@@ -109,7 +109,7 @@ fn deny_labelled(review: &Value) -> Value {
     }
 }
 
-fn add_label(key: &'static str, value: &'static str) -> Handler {
+pub(super) fn add_label(key: &'static str, value: &'static str) -> Handler {
     Arc::new(move |review: &Value| {
         let has_labels = review["request"]["object"]["metadata"]["labels"].is_object();
         let patch = if has_labels {
@@ -122,7 +122,7 @@ fn add_label(key: &'static str, value: &'static str) -> Handler {
     })
 }
 
-async fn api() -> (Arc<Api>, tempfile::TempDir) {
+pub(super) async fn api() -> (Arc<Api>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = SqliteBackend::open(&dir.path().join("state.db"), SqliteOptions::default()).unwrap();
     let api = Api::open(db, ServiceNetwork::parse("10.43.0.0/16").unwrap())
@@ -134,7 +134,7 @@ async fn api() -> (Arc<Api>, tempfile::TempDir) {
     (api, dir)
 }
 
-fn hook(name: &str, url: String, ca_pem: &str, extra: Value) -> Value {
+pub(super) fn hook(name: &str, url: String, ca_pem: &str, extra: Value) -> Value {
     let mut h = json!({
         "name": name,
         "admissionReviewVersions": ["v1"],
@@ -151,7 +151,7 @@ fn hook(name: &str, url: String, ca_pem: &str, extra: Value) -> Value {
     h
 }
 
-async fn configure(api: &Api, plural: &str, name: &str, hooks: Vec<Value>) {
+pub(super) async fn configure(api: &Api, plural: &str, name: &str, hooks: Vec<Value>) {
     let kind = if plural.starts_with("mutating") {
         "MutatingWebhookConfiguration"
     } else {
@@ -169,7 +169,7 @@ async fn configure(api: &Api, plural: &str, name: &str, hooks: Vec<Value>) {
     api.store.sync().await.unwrap();
 }
 
-async fn create_cm(api: &Api, name: &str, labels: Value) -> Result<Value, ApiError> {
+pub(super) async fn create_cm(api: &Api, name: &str, labels: Value) -> Result<Value, ApiError> {
     let r = api.registry().find("", "v1", "configmaps").unwrap();
     let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "labels": labels}});
