@@ -16,6 +16,7 @@ mod api_restart;
 mod bad_input;
 mod certificates;
 mod churn;
+mod conversion_webhook;
 mod custom_resources;
 mod durability;
 mod etcdctl;
