@@ -147,8 +147,8 @@ fn build(crd: &Value, version: &Value, storage_version: &str) -> Option<Resource
         scale,
         crate::api::openapi::definition_name(group, name, kind),
         sub_names,
-        conversion_webhook(spec),
-    );
+    )
+    .with_conversion(conversion_webhook(spec));
     Some(Resource {
         group,
         version: name,

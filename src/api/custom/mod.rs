@@ -63,7 +63,6 @@ impl CustomVersion {
         scale: Option<ScalePaths>,
         openapi_name: String,
         subresource_names: Vec<&'static str>,
-        conversion: Option<Arc<Value>>,
     ) -> Self {
         // The definition was validated when it was written; a schema that
         // still does not parse (written by an older server, or straight into
@@ -96,8 +95,14 @@ impl CustomVersion {
             scale,
             openapi_name,
             subresource_names,
-            conversion,
+            conversion: None,
         }
+    }
+
+    /// Converts through `webhook` (`spec.conversion.webhook`) when set.
+    fn with_conversion(mut self, webhook: Option<Arc<Value>>) -> Self {
+        self.conversion = webhook;
+        self
     }
 
     /// `additionalPrinterColumns` as written (an array, or null).
