@@ -3,9 +3,11 @@
 //! packed with its shared libraries and a certificate for
 //! `webhook.<ns>.svc` into an image, run behind a Service; the API server
 //! calls it through the pod's endpoint. A validating webhook refuses with
-//! its message, a mutating one adds a label, and with the pod gone
-//! `failurePolicy: Ignore` lets a create through while `Fail` refuses it
-//! with upstream's text.
+//! its message, a mutating one adds a label; DELETE of a labelled
+//! configmap and CONNECT (`kubectl exec`) are refused; an IfNeeded webhook
+//! is reinvoked after a later one's change; a matchCondition skips a
+//! webhook; and with the pod gone `failurePolicy: Ignore` lets a create
+//! through while `Fail` refuses it with upstream's text.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -151,7 +153,19 @@ fn import(c: &Cluster, tar: &Path) {
 }
 
 fn webhook_config(kind: &str, name: &str, path: &str, ca: &str, policy: &str) -> Value {
-    json!({
+    webhook_config_with(kind, name, path, ca, policy, json!({}))
+}
+
+/// As [`webhook_config`], with the fields of `extra` replacing the hook's.
+fn webhook_config_with(
+    kind: &str,
+    name: &str,
+    path: &str,
+    ca: &str,
+    policy: &str,
+    extra: Value,
+) -> Value {
+    let mut config = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": kind,
         "metadata": {"name": name},
@@ -169,7 +183,16 @@ fn webhook_config(kind: &str, name: &str, path: &str, ca: &str, policy: &str) ->
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
                        "resources": ["configmaps"], "scope": "Namespaced"}],
         }],
-    })
+    });
+    if let (Some(hook), Some(extra)) = (config["webhooks"][0].as_object_mut(), extra.as_object()) {
+        hook.extend(extra.clone());
+    }
+    config
+}
+
+fn rules(operation: &str, resource: &str) -> Value {
+    json!([{"operations": [operation], "apiGroups": [""], "apiVersions": ["v1"],
+            "resources": [resource], "scope": "Namespaced"}])
 }
 
 fn ready_addresses(c: &Cluster) -> usize {
@@ -269,6 +292,9 @@ fn webhooks_served_by_a_pod() {
         assert_eq!(made["metadata"]["labels"]["app"], "x", "{made}");
     }
 
+    delete_and_connect(&c, &ca);
+    reinvocation_and_match_conditions(&c, &ca);
+
     // Without the pod: Ignore lets writes through, Fail refuses them.
     c.k()
         .ok(&["delete", "mutatingwebhookconfiguration", MUTATING]);
@@ -318,4 +344,122 @@ fn webhooks_served_by_a_pod() {
     c.k()
         .ok(&["delete", "validatingwebhookconfiguration", VALIDATING]);
     create_cm(&c, KUBECTL_NEWEST, "after", r#"{"app":"z"}"#).expect("no webhook, no refusal");
+}
+
+/// A DELETE webhook refuses deleting a configmap labelled deny=true (the
+/// example's `/validate` looks at the old object); a CONNECT webhook on
+/// pods/exec that fails (a validating webhook answering with a patch)
+/// stops `kubectl exec` before the upgrade.
+fn delete_and_connect(c: &Cluster, ca: &str) {
+    const DELETE: &str = "delete.nanokube.test";
+    const EXEC: &str = "exec.nanokube.test";
+    c.apply_json(&webhook_config_with(
+        "ValidatingWebhookConfiguration",
+        DELETE,
+        "/validate",
+        ca,
+        "Fail",
+        json!({"rules": rules("DELETE", "configmaps")}),
+    ));
+    c.apply_json(&webhook_config_with(
+        "ValidatingWebhookConfiguration",
+        EXEC,
+        "/mutate",
+        ca,
+        "Fail",
+        json!({"rules": rules("CONNECT", "pods/exec")}),
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    // Labelled after the create, which the CREATE webhook would refuse.
+    create_cm(c, KUBECTL_NEWEST, "protected", r#"{"app":"p"}"#).expect("create");
+    c.k()
+        .ok(&["label", "configmap", "-n", NS, "protected", "deny=true"]);
+    for version in [KUBECTL_OLDEST, KUBECTL_NEWEST] {
+        let k = c.kubectl_version(version);
+        let err = k.err(&["delete", "configmap", "-n", NS, "protected"]);
+        assert!(
+            err.contains(&format!(
+                "admission webhook \"{DELETE}\" denied the request: labelled deny"
+            )),
+            "kubectl {version}: {err}"
+        );
+        let err = k.err(&["exec", "-n", NS, "webhook", "--", "/test_webhook"]);
+        assert!(
+            err.contains(&format!(
+                "failed calling webhook \"{EXEC}\": received invalid webhook response: \
+                 validating webhook may not return response.patch"
+            )),
+            "kubectl {version}: {err}"
+        );
+    }
+    c.k()
+        .ok(&["label", "configmap", "-n", NS, "protected", "deny-"]);
+    c.k().ok(&["delete", "configmap", "-n", NS, "protected"]);
+    c.k()
+        .ok(&["delete", "validatingwebhookconfiguration", DELETE, EXEC]);
+}
+
+/// `/mutate-observe` (IfNeeded, first by name) sees the label `/mutate`
+/// adds after it only when reinvoked; a matchCondition keeps "skip-me"
+/// from the validating webhook although it is labelled deny=true.
+fn reinvocation_and_match_conditions(c: &Cluster, ca: &str) {
+    const OBSERVE: &str = "a-observe.nanokube.test";
+    for (policy, seen) in [("IfNeeded", "yes"), ("Never", "no")] {
+        c.apply_json(&webhook_config_with(
+            "MutatingWebhookConfiguration",
+            OBSERVE,
+            "/mutate-observe",
+            ca,
+            "Fail",
+            json!({"reinvocationPolicy": policy}),
+        ));
+        std::thread::sleep(Duration::from_millis(500));
+        let made = create_cm(
+            c,
+            KUBECTL_NEWEST,
+            &format!("observed-{seen}"),
+            r#"{"app":"o"}"#,
+        )
+        .unwrap_or_else(|e| panic!("{policy}: {e}"));
+        assert_eq!(
+            made["metadata"]["annotations"]["seen-mutated"], seen,
+            "{policy}: {made}"
+        );
+        assert_eq!(made["metadata"]["labels"]["mutated"], "yes", "{made}");
+    }
+    c.k()
+        .ok(&["delete", "mutatingwebhookconfiguration", OBSERVE]);
+    c.apply_json(&webhook_config_with(
+        "ValidatingWebhookConfiguration",
+        VALIDATING,
+        "/validate",
+        ca,
+        "Fail",
+        json!({"matchConditions": [
+            {"name": "not-skip-me", "expression": "object.metadata.name != \"skip-me\""},
+        ]}),
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    for version in [KUBECTL_OLDEST, KUBECTL_NEWEST] {
+        let name = format!("skip-me-{}", version.replace('.', "-"));
+        let err = create_cm(c, version, &name, r#"{"deny":"true"}"#)
+            .expect_err("other names still go to the webhook");
+        assert!(err.contains("labelled deny"), "kubectl {version}: {err}");
+    }
+    create_cm(c, KUBECTL_NEWEST, "skip-me", r#"{"deny":"true"}"#)
+        .expect("the match condition skips the webhook for skip-me");
+    // A condition that does not compile is refused with upstream's text.
+    let bad = webhook_config_with(
+        "ValidatingWebhookConfiguration",
+        "bad.nanokube.test",
+        "/validate",
+        ca,
+        "Fail",
+        json!({"matchConditions": [{"name": "bad", "expression": "nope"}]}),
+    );
+    let err = c.k().stdin_err(&["create", "-f", "-"], &bad.to_string());
+    assert!(
+        err.contains("webhooks[0].matchConditions[0].expression: Invalid value: \"nope\": compilation failed: ERROR: <input>:1:1: undeclared reference to 'nope'"),
+        "{err}"
+    );
 }
