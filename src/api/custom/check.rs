@@ -85,9 +85,7 @@ pub fn definition(crd: &Value) -> Vec<FieldCause> {
             causes.extend(errs);
             continue;
         }
-        if let Err(errs) = cel::Rules::compile(s, &base) {
-            causes.extend(errs);
-        }
+        causes.extend(cel::Rules::check(s, &base));
     }
     if !versions
         .iter()

@@ -6,6 +6,8 @@
 use cel::common::ast::{CallExpr, EntryExpr, Expr};
 use cel::{Env, IdedExpr};
 
+use super::typecheck::{self, Scope};
+
 /// The function the meter is called as; no rule can spell it (CEL
 /// identifiers cannot start with `@`).
 pub(super) const METER: &str = "@nanokube_meter";
@@ -28,15 +30,34 @@ const DECLARED: &[&str] = &[
 ];
 
 /// `source` compiled and metered, or upstream-style compiler errors
-/// (`ERROR: <input>:1:6: ...` with the source line and a caret).
-pub(super) fn compile(env: &Env, source: &str) -> Result<IdedExpr, String> {
+/// (`ERROR: <input>:1:6: ...` with the source line and a caret). With a
+/// `scope`, fields the schema does not declare are errors too.
+pub(super) fn compile(env: &Env, source: &str, scope: Option<Scope>) -> Result<IdedExpr, String> {
     let program = env.compile(source).map_err(|e| go_layout(&e.to_string()))?;
     let mut expr = program.expression().clone();
+    let mut errors: Vec<(u64, String)> = Vec::new();
     let mut undeclared = Vec::new();
     free_idents(&expr, &mut Vec::new(), &mut undeclared);
-    if let Some((id, name)) = undeclared.first() {
-        let offset = program.source_info().offset_for(*id).map(|(s, _)| s);
-        return Err(undeclared_error(source, offset.unwrap_or(0) as usize, name));
+    for (id, name) in undeclared {
+        errors.push((
+            id,
+            format!("undeclared reference to '{name}' (in container '')"),
+        ));
+    }
+    if let Some(scope) = scope {
+        errors.extend(typecheck::undefined_fields(&expr, scope));
+    }
+    if !errors.is_empty() {
+        let offset = |id: u64| program.source_info().offset_for(id).map_or(0, |(s, _)| s);
+        let mut located: Vec<(u32, String)> =
+            errors.into_iter().map(|(id, m)| (offset(id), m)).collect();
+        // cel-go lists a checker's errors by position.
+        located.sort_by_key(|(o, _)| *o);
+        let shown: Vec<String> = located
+            .iter()
+            .map(|(o, m)| error_at(source, *o as usize, m))
+            .collect();
+        return Err(shown.join("\n"));
     }
     meter(&mut expr);
     Ok(expr)
@@ -54,15 +75,29 @@ fn go_layout(msg: &str) -> String {
     msg.replace("\n| ", "\n | ")
 }
 
-fn undeclared_error(source: &str, offset: usize, name: &str) -> String {
+/// cel-go's `Error.ToDisplayString`: position, message, the source line
+/// (tabs as spaces) and a caret under the offending character.
+fn error_at(source: &str, offset: usize, msg: &str) -> String {
+    // The parser's offsets are in bytes; cel-go's columns in characters.
     let before = source.get(..offset).unwrap_or(source);
     let line_no = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = before[line_start..].chars().count() + 1;
-    let line = source[line_start..].lines().next().unwrap_or("");
+    let col = before[line_start..].chars().count();
+    let line = source
+        .split('\n')
+        .nth(line_no - 1)
+        .unwrap_or("")
+        .replace('\t', " ");
+    let mut caret: String = line
+        .chars()
+        .take(col)
+        .map(|c| if c.len_utf8() > 1 { '\u{ff0e}' } else { '.' })
+        .collect();
+    let wide = line.chars().nth(col).is_some_and(|c| c.len_utf8() > 1);
+    caret.push(if wide { '\u{ff3e}' } else { '^' });
     format!(
-        "ERROR: <input>:{line_no}:{col}: undeclared reference to '{name}' (in container '')\n | {line}\n | {}^",
-        ".".repeat(col - 1)
+        "ERROR: <input>:{line_no}:{}: {msg}\n | {line}\n | {caret}",
+        col + 1
     )
 }
 

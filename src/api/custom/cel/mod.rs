@@ -9,12 +9,16 @@
 //! property names) is done here.
 
 mod ast;
+mod cost;
 mod eval;
 mod k8s;
 mod path;
 mod tree;
+mod typecheck;
 mod value;
 
+#[cfg(test)]
+mod check_tests;
 #[cfg(test)]
 mod tests;
 
@@ -54,13 +58,41 @@ impl Rules {
         let mut compiler = tree::Compiler {
             env: &env,
             errors: Vec::new(),
+            checks: None,
         };
-        let root = compiler.node(schema, base, true, None);
+        let root = compiler.node(schema, base, true, None, Some(1));
         if !compiler.errors.is_empty() {
             return Err(compiler.errors);
         }
         let conv = value::Converter::new(env.clone());
         Ok(Rules { root, env, conv })
+    }
+
+    /// What upstream's CRD validation refuses in the rules of `schema`:
+    /// everything [`Rules::compile`] reports, plus fields the schema does
+    /// not declare, rules that are not bool, and estimated costs over
+    /// upstream's per-rule and per-schema limits. For CRD writes only: a
+    /// stored CRD is served with [`Rules::compile`].
+    pub fn check(schema: &Value, base: &str) -> Vec<FieldCause> {
+        let env = environment();
+        let mut compiler = tree::Compiler {
+            env: &env,
+            errors: Vec::new(),
+            checks: Some(cost::Total::default()),
+        };
+        compiler.node(schema, base, true, None, Some(1));
+        let mut errors = compiler.errors;
+        if let Some(total) = compiler.checks.filter(|t| t.total > cost::CRD_LIMIT) {
+            for (path, _) in &total.most_expensive {
+                let detail = "contributed to estimated rule cost total exceeding cost limit for entire OpenAPIv3 schema";
+                errors.push(crate::api::validation::forbidden(path, detail));
+            }
+            let what =
+                "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema";
+            let detail = cost::exceeds(what, total.total, cost::CRD_LIMIT);
+            errors.push(crate::api::validation::forbidden(base, &detail));
+        }
+        errors
     }
 
     /// True when the schema has no rules at all.

@@ -7,7 +7,9 @@
 use serde_json::Value;
 
 use super::ast;
+use super::cost;
 use super::path;
+use super::typecheck::{self, Scope};
 use super::value::type_of;
 use crate::api::validation::{self, go_quote, FieldCause};
 
@@ -67,24 +69,32 @@ impl Node {
 pub(super) struct Compiler<'a> {
     pub env: &'a cel::Env,
     pub errors: Vec<FieldCause>,
+    /// CRD-time checks (undefined fields, result types, cost), with the
+    /// schema's running cost total; off when serving a stored CRD.
+    pub checks: Option<cost::Total>,
 }
 
 impl Compiler<'_> {
     /// `uncorrelatable` is the schema path of the nearest non-map list's
-    /// items above this node, where oldSelf can never have a value.
+    /// items above this node, where oldSelf can never have a value; `card`
+    /// how often the node can occur (`None`: under an unbounded list/map).
     pub(super) fn node(
         &mut self,
         schema: &Value,
         at: &str,
         root: bool,
         uncorrelatable: Option<&str>,
+        card: Option<u64>,
     ) -> Option<Node> {
+        let child_card = card
+            .zip(cost::child_factor(schema))
+            .map(|(a, b)| a.saturating_mul(b));
         let mut props = Vec::new();
         if let Some(p) = schema.get("properties").and_then(Value::as_object) {
             for (name, sub) in p {
                 let sub_at = format!("{at}.properties[{name}]");
                 let embedded = super::value::embedded(sub);
-                if let Some(n) = self.node(sub, &sub_at, embedded, uncorrelatable) {
+                if let Some(n) = self.node(sub, &sub_at, embedded, uncorrelatable, child_card) {
                     props.push((name.clone(), n));
                 }
             }
@@ -98,7 +108,7 @@ impl Compiler<'_> {
                 (Some(_), None) => None,
             };
             let embedded = super::value::embedded(i);
-            self.node(i, &items_at, embedded, unc.as_deref())
+            self.node(i, &items_at, embedded, unc.as_deref(), child_card)
         });
         let additional = schema
             .get("additionalProperties")
@@ -106,9 +116,9 @@ impl Compiler<'_> {
             .and_then(|a| {
                 let embedded = super::value::embedded(a);
                 let sub_at = format!("{at}.additionalProperties");
-                self.node(a, &sub_at, embedded, uncorrelatable)
+                self.node(a, &sub_at, embedded, uncorrelatable, child_card)
             });
-        let rules = self.rules(schema, at, uncorrelatable);
+        let rules = self.rules(schema, at, uncorrelatable, Place { root, card });
         if rules.is_empty() && props.is_empty() && items.is_none() && additional.is_none() {
             return None;
         }
@@ -130,7 +140,13 @@ impl Compiler<'_> {
         })
     }
 
-    fn rules(&mut self, schema: &Value, at: &str, uncorrelatable: Option<&str>) -> Vec<Rule> {
+    fn rules(
+        &mut self,
+        schema: &Value,
+        at: &str,
+        uncorrelatable: Option<&str>,
+        place: Place,
+    ) -> Vec<Rule> {
         let Some(list) = schema
             .get("x-kubernetes-validations")
             .and_then(Value::as_array)
@@ -140,14 +156,21 @@ impl Compiler<'_> {
         let mut out = Vec::new();
         for (i, raw) in list.iter().enumerate() {
             let vp = format!("{at}.x-kubernetes-validations[{i}]");
-            if let Some(rule) = self.rule(raw, schema, &vp, uncorrelatable) {
+            if let Some(rule) = self.rule(raw, schema, &vp, uncorrelatable, place) {
                 out.push(rule);
             }
         }
         out
     }
 
-    fn rule(&mut self, raw: &Value, schema: &Value, vp: &str, unc: Option<&str>) -> Option<Rule> {
+    fn rule(
+        &mut self,
+        raw: &Value,
+        schema: &Value,
+        vp: &str,
+        unc: Option<&str>,
+        place: Place,
+    ) -> Option<Rule> {
         let text = |k: &str| raw.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let (rule, message, msg_expr) = (text("rule"), text("message"), text("messageExpression"));
         let reason = raw
@@ -207,7 +230,12 @@ impl Compiler<'_> {
             return None;
         }
         let shown = render_rule(raw);
-        let program = match ast::compile(self.env, &rule) {
+        let scope = self.checks.is_some().then_some(Scope {
+            schema,
+            root: place.root,
+            optional_old_self: raw.get("optionalOldSelf") == Some(&Value::Bool(true)),
+        });
+        let program = match ast::compile(self.env, &rule, scope) {
             Ok(p) => p,
             Err(e) => {
                 let detail = format!("compilation failed: {e}");
@@ -216,6 +244,11 @@ impl Compiler<'_> {
                 return None;
             }
         };
+        if let Some(scope) = scope {
+            if !self.checked_rule(&program, scope, place, vp, &shown) {
+                return None;
+            }
+        }
         let uses_old_self = ast::uses_old_self(&program);
         if let (true, Some(within)) = (uses_old_self, unc) {
             let detail = format!("oldSelf cannot be used on the uncorrelatable portion of the schema within {within}");
@@ -239,7 +272,10 @@ impl Compiler<'_> {
         let message_program = if msg_expr.trim().is_empty() {
             None
         } else {
-            match ast::compile(self.env, &msg_expr) {
+            match ast::compile(self.env, &msg_expr, scope) {
+                Ok(p) if scope.is_some() && !self.checked_message(&p, scope, vp, &shown) => {
+                    return None;
+                }
                 Ok(p) => Some(p),
                 Err(e) => {
                     let detail = format!("messageExpression compilation failed: {e}");
@@ -260,6 +296,67 @@ impl Compiler<'_> {
             uses_old_self,
             optional_old_self: raw.get("optionalOldSelf") == Some(&Value::Bool(true)),
         })
+    }
+
+    /// The rule's result type and cost against upstream's limits; false
+    /// when the rule is refused.
+    fn checked_rule(
+        &mut self,
+        program: &cel::IdedExpr,
+        scope: Scope,
+        place: Place,
+        vp: &str,
+        shown: &str,
+    ) -> bool {
+        let at = format!("{vp}.rule");
+        if matches!(
+            typecheck::literal(program),
+            Some(typecheck::Literal::String | typecheck::Literal::Other)
+        ) {
+            let detail = "cel expression must evaluate to a bool";
+            self.errors.push(invalid_rendered(&at, shown, detail));
+            return false;
+        }
+        let per_call = cost::estimate(program, scope);
+        let card = cost::cardinality(place.card, scope.schema);
+        let total = per_call.saturating_mul(card);
+        if total > cost::RULE_LIMIT {
+            let detail = cost::exceeds("estimated rule cost", total, cost::RULE_LIMIT);
+            self.errors.push(validation::forbidden(&at, &detail));
+        }
+        if let Some(t) = self.checks.as_mut() {
+            t.observe(&at, total);
+        }
+        true
+    }
+
+    /// A messageExpression's result type and cost; false when refused.
+    fn checked_message(
+        &mut self,
+        program: &cel::IdedExpr,
+        scope: Option<Scope>,
+        vp: &str,
+        shown: &str,
+    ) -> bool {
+        let Some(scope) = scope else { return true };
+        let at = format!("{vp}.messageExpression");
+        if matches!(
+            typecheck::literal(program),
+            Some(typecheck::Literal::Bool | typecheck::Literal::Other)
+        ) {
+            let detail = "messageExpression must evaluate to a string";
+            self.errors.push(invalid_rendered(&at, shown, detail));
+            return false;
+        }
+        let c = cost::estimate(program, scope);
+        if c > cost::RULE_LIMIT {
+            let detail = cost::exceeds("estimated messageExpression cost", c, cost::RULE_LIMIT);
+            self.errors.push(validation::forbidden(&at, &detail));
+        }
+        if let Some(t) = self.checks.as_mut() {
+            t.observe(&at, c);
+        }
+        true
     }
 
     fn field_path(&mut self, fp: &str, schema: &Value, vp: &str) -> Option<String> {
@@ -284,6 +381,13 @@ impl Compiler<'_> {
             }
         }
     }
+}
+
+/// Where a schema node sits: at a resource root, and how often it occurs.
+#[derive(Clone, Copy)]
+struct Place {
+    root: bool,
+    card: Option<u64>,
 }
 
 fn has_newlines(s: &str) -> bool {
