@@ -108,6 +108,16 @@ impl Drop for Webhook {
     }
 }
 
+/// A client process killed when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn crd(hook: &Webhook) -> String {
     let ca = base64::engine::general_purpose::STANDARD.encode(&hook.ca);
     format!(
@@ -255,7 +265,22 @@ fn objects_convert_through_the_webhook(kubectl: &str) {
         assert!(e["object"]["spec"]["port"].is_i64(), "{e}");
     }
 
-    // Patched at v2: the v1 form follows.
+    // Patched at v2 while `kubectl get -w` follows v2: the change arrives
+    // converted, and the v1 form follows.
+    let out_file = p.data_dir.with_file_name("watch.out");
+    let mut watcher = KillOnDrop(
+        k.command(&["get", V2, "-w", "-o", "json"])
+            .stdout(std::fs::File::create(&out_file).expect("watch output"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl get -w"),
+    );
+    let seen = |what: &str| {
+        std::fs::read_to_string(&out_file)
+            .unwrap_or_default()
+            .contains(what)
+    };
+    eventually("the watch lists b2", || seen("\"host\": \"web\""));
     k.ok(&[
         "patch",
         V2,
@@ -264,6 +289,13 @@ fn objects_convert_through_the_webhook(kubectl: &str) {
         "-p",
         r#"{"spec":{"port":6543}}"#,
     ]);
+    eventually("the watch shows the patch at v2", || seen("\"port\": 6543"));
+    let _ = watcher.0.kill();
+    assert!(
+        !seen("hostPort"),
+        "{}",
+        std::fs::read_to_string(&out_file).unwrap_or_default()
+    );
     let b1 = k.json(&["get", V1, "b1"]);
     assert_eq!(b1["spec"]["hostPort"], "db:6543", "{b1}");
     assert_eq!(b1["metadata"]["generation"], 2, "{b1}");
@@ -293,6 +325,29 @@ fn objects_convert_through_the_webhook(kubectl: &str) {
         status["message"],
         "conversion webhook for conv.example.com/v1, Kind=Backend failed: cannot convert"
     );
+    // A watch ends at the event it cannot convert (upstream's encoder
+    // error closes the stream), long before its timeout.
+    let started = Instant::now();
+    let watched = p.curl(
+        true,
+        "GET",
+        "/apis/conv.example.com/v2/namespaces/default/backends?watch=1&timeoutSeconds=20",
+        None,
+        &[],
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "{watched:?}");
+    let names: Vec<String> = watched
+        .body
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).expect("a watch event");
+            e["object"]["metadata"]["name"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, ["b1", "b2"], "{watched:?}");
     k.ok(&["delete", V1, "bad"]);
 
     // The webhook down: other versions fail with the cause, the storage
