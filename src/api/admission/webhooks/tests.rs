@@ -416,21 +416,22 @@ async fn conversion_webhook_converts() {
     }}}}});
     let objects =
         vec![json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "a"}})];
-    let out = super::convert(&api, &crd, objects, "example.com/v2")
+    let crd = &crd["spec"]["conversion"]["webhook"];
+    let out = super::convert(&api, crd, objects, "example.com/v2")
         .await
         .unwrap();
     assert_eq!(out[0]["apiVersion"], "example.com/v2");
     assert_eq!(out[0]["metadata"]["name"], "a");
     // Already at the desired version: no call.
     let same = vec![json!({"apiVersion": "example.com/v2", "kind": "Thing"})];
-    super::convert(&api, &crd, same, "example.com/v2")
+    super::convert(&api, crd, same, "example.com/v2")
         .await
         .unwrap();
     assert_eq!(server.calls.load(Ordering::SeqCst), 1);
     // Nobody listening: upstream's text.
-    let crd = json!({"spec": {"conversion": {"webhook": {"clientConfig": {"url": "https://127.0.0.1:1/c"}}}}});
+    let webhook = json!({"conversionReviewVersions": ["v1"], "clientConfig": {"url": "https://127.0.0.1:1/c"}});
     let objects = vec![json!({"apiVersion": "example.com/v1", "kind": "Thing"})];
-    let err = super::convert(&api, &crd, objects, "example.com/v2")
+    let err = super::convert(&api, &webhook, objects, "example.com/v2")
         .await
         .unwrap_err();
     assert!(
