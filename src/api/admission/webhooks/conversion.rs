@@ -246,6 +246,99 @@ mod tests {
         );
     }
 
+    fn webhook(port: u16, ca_pem: &str) -> Value {
+        let ca = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca_pem);
+        json!({"clientConfig": {"url": format!("https://127.0.0.1:{port}/convert"), "caBundle": ca},
+               "conversionReviewVersions": ["v1"]})
+    }
+
+    fn object(name: &str, version: &str) -> Value {
+        json!({"apiVersion": format!("g/{version}"), "kind": "K", "spec": {},
+               "metadata": {"name": name, "namespace": "n", "uid": name, "resourceVersion": "7"}})
+    }
+
+    #[tokio::test]
+    async fn only_other_versions_are_sent_in_one_review() {
+        use std::sync::atomic::Ordering;
+        let (api, _dir) = super::super::tests::api().await;
+        let server = super::super::tests::serve(
+            std::time::Duration::ZERO,
+            std::sync::Arc::new(|review: &Value| {
+                let objects = review["request"]["objects"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                let converted: Vec<Value> = objects
+                    .into_iter()
+                    .map(|mut o| {
+                        o["apiVersion"] = review["request"]["desiredAPIVersion"].clone();
+                        o["spec"]["converted"] = json!(true);
+                        o["metadata"]["resourceVersion"] = json!("0");
+                        o["metadata"]["labels"] = json!({"x": "y"});
+                        o
+                    })
+                    .collect();
+                json!({"result": {"status": "Success"}, "convertedObjects": converted})
+            }),
+        )
+        .await;
+        let hook = webhook(server.port, &server.ca_pem);
+        let objects = vec![object("a", "v1"), object("b", "v2"), object("c", "v1")];
+        let out = convert(&api, &hook, objects, "g/v2").await.unwrap();
+        assert_eq!(server.calls.load(Ordering::SeqCst), 1);
+        let sent = server.last.lock().unwrap()["review"]["request"]["objects"].clone();
+        assert_eq!(sent.as_array().map(Vec::len), Some(2));
+        assert_eq!(out[0]["spec"]["converted"], true);
+        assert_eq!(out[0]["metadata"]["resourceVersion"], "7");
+        assert_eq!(out[0]["metadata"]["labels"]["x"], "y");
+        assert!(out[1]["spec"].get("converted").is_none());
+        assert_eq!(out[2]["apiVersion"], "g/v2");
+        // Nothing to convert: no call.
+        convert(&api, &hook, vec![object("b", "v2")], "g/v2")
+            .await
+            .unwrap();
+        assert_eq!(server.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn failures_read_as_upstream() {
+        let (api, _dir) = super::super::tests::api().await;
+        let empty = super::super::tests::serve(
+            std::time::Duration::ZERO,
+            std::sync::Arc::new(|_: &Value| json!({"result": {"status": "Success"}})),
+        )
+        .await;
+        let hook = webhook(empty.port, &empty.ca_pem);
+        let err = convert(
+            &api,
+            &hook,
+            vec![object("a", "v1"), object("c", "v1")],
+            "g/v2",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "conversion webhook for g/v1, Kind=K returned 0 objects, expected 2"
+        );
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let err = convert(
+            &api,
+            &webhook(port, &empty.ca_pem),
+            vec![object("a", "v1")],
+            "g/v2",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("conversion webhook for g/v1, Kind=K failed: Post \"https://127.0.0.1:{port}/convert?timeout=30s\": dial tcp 127.0.0.1:{port}: connect: connection refused")
+        );
+    }
+
     #[test]
     fn review_version_is_the_first_spoken() {
         let w = |v: Value| json!({"conversionReviewVersions": v});
