@@ -168,6 +168,24 @@ fn a_literal_that_is_not_bool_is_refused() {
 }
 
 #[test]
+fn message_expressions_are_checked_like_rules() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "properties": {"a": {"type": "string"}},
+        "x-kubernetes-validations": [{"rule": "self.a != ''", "messageExpression": "self.b"}]}}});
+    let errs = check(schema);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].starts_with("spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].messageExpression: Invalid value: "), "{errs:?}");
+    assert!(errs[0].ends_with(": messageExpression compilation failed: ERROR: <input>:1:5: undefined field 'b'\n | self.b\n | ....^"), "{errs:?}");
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object",
+        "x-kubernetes-validations": [{"rule": "true", "messageExpression": "1"}]}}});
+    let errs = check(schema);
+    assert!(
+        errs[0].ends_with(": messageExpression must evaluate to a string"),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn serving_a_stored_crd_does_not_type_check() {
     let schema = with_rule(json!({"bar": {"type": "integer"}}), "self.foo == 1");
     assert!(Rules::compile(&schema, BASE).is_ok());

@@ -273,7 +273,7 @@ impl Compiler<'_> {
             None
         } else {
             match ast::compile(self.env, &msg_expr, scope) {
-                Ok(p) if scope.is_some() && !self.checked_message(&p, scope, vp, &shown) => {
+                Ok(p) if !self.checked_message(&p, scope, vp, &shown) => {
                     return None;
                 }
                 Ok(p) => Some(p),
