@@ -218,6 +218,26 @@ fn a_quadratic_rule_over_an_unbounded_list_is_too_expensive() {
 }
 
 #[test]
+fn membership_in_an_unbounded_list_inside_a_loop_over_another_is_too_expensive() {
+    let lists = |max: Option<u64>| {
+        let mut list = json!({"type": "array", "items": {"type": "string"}});
+        if let Some(n) = max {
+            list["maxItems"] = json!(n);
+        }
+        json!({"a": list.clone(), "b": list})
+    };
+    let rule = "self.a.all(x, x in self.b)";
+    let errs = check(with_rule(lists(None), rule));
+    assert!(
+        errs[0].starts_with(&format!(
+            "{RULE_AT}: Forbidden: estimated rule cost exceeds budget by factor of more than 100x"
+        )),
+        "{errs:?}"
+    );
+    assert!(check(with_rule(lists(Some(64)), rule)).is_empty());
+}
+
+#[test]
 fn a_regex_over_unbounded_strings_in_an_unbounded_list_is_too_expensive() {
     let rule = "self.items.all(x, x.matches('^[a-z]+$'))";
     let errs = check(list_of_strings(None, rule));

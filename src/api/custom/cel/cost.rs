@@ -69,6 +69,15 @@ impl<'a> Coster<'a> {
                     (METER, [only]) => *only,
                     ("_[_]", [container, _]) => (sum, container.1.element()),
                     ("_?_:_", [c, t, f]) => (c.0.saturating_add(t.0.max(f.0)), Ty::Dyn),
+                    // `in` a list walks it: one unit per element.
+                    ("@in", [_, list]) => {
+                        let walked = match (&call.args[1].expr, list.1) {
+                            (Expr::List(l), _) => l.elements.len() as u64,
+                            (_, Ty::Node(s, _)) if type_of(s) == "array" => max_elements(list.1),
+                            _ => 0,
+                        };
+                        (sum.saturating_add(walked), Ty::Dyn)
+                    }
                     // Calls cel-go charges one unit and no library overrides.
                     ("@not_strictly_false" | "!_" | "dyn", _) => (sum.saturating_add(1), Ty::Dyn),
                     // `&&`/`||` cost both sides at most; every other
