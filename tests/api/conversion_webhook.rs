@@ -374,4 +374,18 @@ fn objects_convert_through_the_webhook(kubectl: &str) {
         "{err}"
     );
     assert!(!k.run(&["get", V1, "b3"]).status.success());
+    // A server-side dry run converts too (upstream's dry-run storage
+    // encodes to the storage version).
+    let err = k.stdin_err(
+        &["create", "--dry-run=server", "-f", "-"],
+        &backend("v2", "b3", "{host: x, port: 1}"),
+    );
+    assert!(
+        err.contains("conversion webhook for conv.example.com/v2, Kind=Backend failed"),
+        "{err}"
+    );
+    k.stdin_ok(
+        &["create", "--dry-run=server", "-f", "-"],
+        &backend("v1", "b3", "{hostPort: \"x:1\"}"),
+    );
 }

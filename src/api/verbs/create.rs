@@ -98,7 +98,7 @@ impl Api {
         }
         self.admit_validate(&admission, &obj, None).await?;
         if opts.dry_run {
-            return Ok(obj);
+            return self.dry_run_form(r, obj).await;
         }
         let key = r.key(namespace, &name);
         let stored = self.storage_form(r, obj).await?;

@@ -118,6 +118,17 @@ impl Api {
         only(crate::api::custom::convert(self, r, vec![obj], &version).await?)
     }
 
+    /// A dry run's answer: through storage and back when a webhook
+    /// converts (upstream's dry-run storage encodes and decodes the object,
+    /// so a failing webhook fails the dry run too).
+    async fn dry_run_form(&self, r: &'static Resource, obj: Value) -> Result<Value, ApiError> {
+        if !crate::api::custom::by_webhook(r) {
+            return Ok(obj);
+        }
+        let stored = self.storage_form(r, obj).await?;
+        self.serve_owned(r, stored).await
+    }
+
     /// Served forms of stored objects: one webhook call for all that need
     /// it (upstream converts a list page in one ConversionReview).
     async fn serve_all(

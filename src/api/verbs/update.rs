@@ -108,7 +108,7 @@ impl Api {
             self.admit_mutate(&admission, &mut new, Some(&old)).await?;
             self.admit_validate(&admission, &new, Some(&old)).await?;
             if opts.dry_run {
-                return Ok(new);
+                return self.dry_run_form(r, new).await;
             }
             let key = r.key(namespace, name);
             if is_node_heartbeat(r, namespace) && only_renewal(&new, &old) {
