@@ -6,8 +6,9 @@ use serde_json::Value;
 use super::{cel, schema};
 use crate::api::validation::{self as v, FieldCause};
 
-/// Upstream's field errors of `crd`, empty when it can be served.
-pub fn definition(crd: &Value) -> Vec<FieldCause> {
+/// Upstream's field errors of `crd` (`old` on updates), empty when it can
+/// be served.
+pub fn definition(crd: &Value, old: Option<&Value>) -> Vec<FieldCause> {
     let mut causes = Vec::new();
     let spec = &crd["spec"];
     let group = spec["group"].as_str().unwrap_or_default();
@@ -85,7 +86,12 @@ pub fn definition(crd: &Value) -> Vec<FieldCause> {
             causes.extend(errs);
             continue;
         }
-        causes.extend(cel::Rules::check(s, &base));
+        // As upstream, rules of an unchanged schema are not re-estimated: a
+        // definition stored before a check existed keeps taking status and
+        // finalizer updates (its cleanup must be able to finish).
+        if !schema_unchanged(old, &ver["name"], s) {
+            causes.extend(cel::Rules::check(s, &base));
+        }
     }
     if !versions
         .iter()
@@ -99,6 +105,15 @@ pub fn definition(crd: &Value) -> Vec<FieldCause> {
     }
     causes.extend(conversion(&spec["conversion"]));
     causes
+}
+
+/// Whether `old` has a version `name` with exactly this schema.
+fn schema_unchanged(old: Option<&Value>, name: &Value, schema: &Value) -> bool {
+    old.and_then(|o| o["spec"]["versions"].as_array())
+        .is_some_and(|vs| {
+            vs.iter()
+                .any(|v| &v["name"] == name && &v["schema"]["openAPIV3Schema"] == schema)
+        })
 }
 
 /// `spec.conversion`, as upstream's `validateCustomResourceConversion`
@@ -271,14 +286,35 @@ mod tests {
 
     #[test]
     fn a_good_definition_has_no_errors() {
-        assert!(definition(&crd()).is_empty());
+        assert!(definition(&crd(), None).is_empty());
+    }
+
+    #[test]
+    fn rules_of_an_unchanged_schema_are_not_checked_again() {
+        let mut c = crd();
+        c["spec"]["versions"][0]["schema"]["openAPIV3Schema"] = json!({
+            "type": "object",
+            "properties": {"spec": {"type": "object",
+                "properties": {"a": {"type": "integer"}},
+                "x-kubernetes-validations": [{"rule": "self.nope == 1"}]}}
+        });
+        let refused = definition(&c, None);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].message.contains("undefined field 'nope'"));
+        // A status or finalizer update of a definition stored before the check.
+        assert!(definition(&c, Some(&c)).is_empty());
+        // A changed schema is checked again.
+        let mut changed = c.clone();
+        changed["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["b"] = json!({"type": "string"});
+        assert_eq!(definition(&changed, Some(&c)).len(), 1);
     }
 
     #[test]
     fn the_name_must_be_plural_dot_group() {
         let mut c = crd();
         c["metadata"]["name"] = json!("widget.example.com");
-        let causes = definition(&c);
+        let causes = definition(&c, None);
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "metadata.name");
         assert!(causes[0]
@@ -287,7 +323,7 @@ mod tests {
     }
 
     fn messages(c: &Value) -> Vec<String> {
-        definition(c)
+        definition(c, None)
             .iter()
             .map(|c| format!("{}: {}", c.field, c.message))
             .collect()
@@ -326,7 +362,7 @@ mod tests {
         c["spec"]["conversion"]["webhook"]["clientConfig"] =
             json!({"service": {"name": "s", "namespace": "n", "path": "/c", "port": 443}});
         c["spec"]["conversion"]["webhook"]["conversionReviewVersions"] = json!(["v1"]);
-        assert!(definition(&c).is_empty());
+        assert!(definition(&c, None).is_empty());
     }
 
     #[test]
@@ -353,7 +389,7 @@ mod tests {
         let mut c = crd();
         c["spec"]["versions"][0]["storage"] = json!(false);
         c["spec"]["versions"][0]["schema"] = json!(null);
-        let causes = definition(&c);
+        let causes = definition(&c, None);
         let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
         assert!(fields.contains(&"spec.versions"));
         assert!(fields.contains(&"spec.versions[0].schema.openAPIV3Schema"));

@@ -232,7 +232,7 @@ pub fn check_definition(
             crate::api::meta::meta_mut(obj).insert("finalizers".into(), fins.into());
         }
     }
-    let causes = check::definition(obj);
+    let causes = check::definition(obj, old);
     if causes.is_empty() {
         Ok(())
     } else {

@@ -5,8 +5,8 @@
 //! `pkg/apis/meta/v1/types.go`).
 
 use super::schema::{
-    apps_v1, batch_v1, core_v1, merge_by, merge_scalars, meta_v1, replace, retain_keys, to, Def,
-    META_ONLY,
+    apps_v1, batch_v1, core_v1, merge_by, merge_by_into, merge_scalars, meta_v1, replace,
+    retain_keys, to, Def, META_ONLY,
 };
 
 pub(super) static DEFS: &[Def] = &[
@@ -163,15 +163,35 @@ pub(super) static DEFS: &[Def] = &[
         "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
         &[
             ("metadata", to(meta_v1!("ObjectMeta"))),
-            ("webhooks", merge_by("name")),
+            (
+                "webhooks",
+                merge_by_into(
+                    "name",
+                    "io.k8s.api.admissionregistration.v1.MutatingWebhook",
+                ),
+            ),
         ],
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.MutatingWebhook",
+        &[("matchConditions", merge_by("name"))],
     ),
     (
         "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
         &[
             ("metadata", to(meta_v1!("ObjectMeta"))),
-            ("webhooks", merge_by("name")),
+            (
+                "webhooks",
+                merge_by_into(
+                    "name",
+                    "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
+                ),
+            ),
         ],
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.ValidatingWebhook",
+        &[("matchConditions", merge_by("name"))],
     ),
     ("io.k8s.api.rbac.v1.ClusterRole", META_ONLY),
     ("io.k8s.api.rbac.v1.ClusterRoleBinding", META_ONLY),

@@ -340,3 +340,31 @@ fn statefulset_claim_templates_are_replaced() {
         json!([{"metadata": {"name": "c"}}])
     );
 }
+
+/// kubectl apply dropping one of a webhook's matchConditions: the three-way
+/// patch merges `webhooks` by name and, inside, `matchConditions` by name.
+#[test]
+fn apply_removes_one_match_condition() {
+    let def = "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration";
+    let live = json!({
+        "metadata": {"name": "smp"},
+        "webhooks": [{"name": "a.example.test", "sideEffects": "None",
+                      "matchConditions": [{"name": "one", "expression": "true"},
+                                          {"name": "two", "expression": "true"}]}]
+    });
+    let patched = smp(
+        def,
+        &live,
+        json!({
+            "$setElementOrder/webhooks": [{"name": "a.example.test"}],
+            "webhooks": [{"$setElementOrder/matchConditions": [{"name": "one"}],
+                          "matchConditions": [{"$patch": "delete", "name": "two"}],
+                          "name": "a.example.test"}]
+        }),
+    );
+    assert_eq!(
+        patched["webhooks"][0]["matchConditions"],
+        json!([{"name": "one", "expression": "true"}])
+    );
+    assert_eq!(patched["webhooks"][0]["sideEffects"], "None");
+}

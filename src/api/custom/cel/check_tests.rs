@@ -310,7 +310,7 @@ fn fixture_causes(dir: &str) -> Vec<String> {
             Err(e) => panic!("{}: {e}", path.display()),
         };
         out.extend(
-            super::super::check::definition(&crd)
+            super::super::check::definition(&crd, None)
                 .iter()
                 .map(|c| format!("{}: {}", path.display(), c.summary())),
         );
