@@ -3,7 +3,9 @@
 //! `test_webhook <port> <cert.pem> <key.pem> [bind address]` serves HTTPS
 //! (on 0.0.0.0 unless told) with
 //! - `POST /validate`: refuses objects (or, on DELETE, old objects) labelled
-//!   `deny=true` with the message "labelled deny";
+//!   `deny=true` with the message "labelled deny", and CONNECT requests
+//!   whose PodExecOptions command has the word `forbidden` with "command
+//!   refused";
 //! - `POST /mutate`: adds the label `mutated=yes` with a JSONPatch;
 //! - `POST /mutate-observe`: sets the annotation `seen-mutated` to whether
 //!   the object it was sent carried `mutated=yes` (a reinvoked webhook sees
@@ -42,6 +44,16 @@ fn respond(status: u16, body: Vec<u8>) -> Answer {
 fn decide(path: &str, request: &Value) -> Option<Value> {
     let labels = request.pointer("/object/metadata/labels");
     match path {
+        "/validate" if request["operation"] == "CONNECT" => {
+            let command = request.pointer("/object/command").and_then(Value::as_array);
+            Some(
+                if command.is_some_and(|c| c.iter().any(|w| w == "forbidden")) {
+                    json!({"allowed": false, "status": {"code": 403, "message": "command refused"}})
+                } else {
+                    json!({"allowed": true})
+                },
+            )
+        }
         "/validate" if request.get("object").is_none_or(Value::is_null) => {
             let old = request.pointer("/oldObject/metadata/labels/deny");
             Some(if old.and_then(Value::as_str) == Some("true") {

@@ -348,11 +348,13 @@ fn webhooks_served_by_a_pod() {
 
 /// A DELETE webhook refuses deleting a configmap labelled deny=true (the
 /// example's `/validate` looks at the old object); a CONNECT webhook on
-/// pods/exec that fails (a validating webhook answering with a patch)
-/// stops `kubectl exec` before the upgrade.
+/// pods/exec refuses a command with the word `forbidden` before the
+/// upgrade and lets another through; one that fails (a validating webhook
+/// answering with a patch) stops `kubectl exec` under `Fail`.
 fn delete_and_connect(c: &Cluster, ca: &str) {
     const DELETE: &str = "delete.nanokube.test";
     const EXEC: &str = "exec.nanokube.test";
+    const EXEC_BROKEN: &str = "exec-broken.nanokube.test";
     c.apply_json(&webhook_config_with(
         "ValidatingWebhookConfiguration",
         DELETE,
@@ -364,7 +366,7 @@ fn delete_and_connect(c: &Cluster, ca: &str) {
     c.apply_json(&webhook_config_with(
         "ValidatingWebhookConfiguration",
         EXEC,
-        "/mutate",
+        "/validate",
         ca,
         "Fail",
         json!({"rules": rules("CONNECT", "pods/exec")}),
@@ -383,20 +385,62 @@ fn delete_and_connect(c: &Cluster, ca: &str) {
             )),
             "kubectl {version}: {err}"
         );
-        let err = k.err(&["exec", "-n", NS, "webhook", "--", "/test_webhook"]);
+        let err = k.err(&[
+            "exec",
+            "-n",
+            NS,
+            "webhook",
+            "--",
+            "/test_webhook",
+            "forbidden",
+        ]);
         assert!(
             err.contains(&format!(
-                "failed calling webhook \"{EXEC}\": received invalid webhook response: \
-                 validating webhook may not return response.patch"
+                "admission webhook \"{EXEC}\" denied the request: command refused"
             )),
             "kubectl {version}: {err}"
         );
+        // Allowed: the command runs (the server prints its usage and fails).
+        let err = k.err(&["exec", "-n", NS, "webhook", "--", "/test_webhook"]);
+        assert!(
+            err.contains("usage: test_webhook"),
+            "kubectl {version}: {err}"
+        );
     }
+    c.apply_json(&webhook_config_with(
+        "ValidatingWebhookConfiguration",
+        EXEC_BROKEN,
+        "/mutate",
+        ca,
+        "Fail",
+        json!({"rules": rules("CONNECT", "pods/exec")}),
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let err = c.kubectl_version(KUBECTL_NEWEST).err(&[
+        "exec",
+        "-n",
+        NS,
+        "webhook",
+        "--",
+        "/test_webhook",
+    ]);
+    assert!(
+        err.contains(&format!(
+            "failed calling webhook \"{EXEC_BROKEN}\": received invalid webhook response: \
+             validating webhook may not return response.patch"
+        )),
+        "{err}"
+    );
     c.k()
         .ok(&["label", "configmap", "-n", NS, "protected", "deny-"]);
     c.k().ok(&["delete", "configmap", "-n", NS, "protected"]);
-    c.k()
-        .ok(&["delete", "validatingwebhookconfiguration", DELETE, EXEC]);
+    c.k().ok(&[
+        "delete",
+        "validatingwebhookconfiguration",
+        DELETE,
+        EXEC,
+        EXEC_BROKEN,
+    ]);
 }
 
 /// `/mutate-observe` (IfNeeded, first by name) sees the label `/mutate`
