@@ -40,15 +40,6 @@ use crate::api::authz::UserInfo;
 use crate::api::registry::Resource;
 use crate::api::{ApiError, DeleteOptions};
 
-/// Why a conversion webhook gave no converted objects (upstream's text).
-#[derive(Debug, thiserror::Error)]
-#[allow(dead_code)] // see `convert`
-pub(crate) enum Error {
-    /// `gvk` reads as Go prints it: `stable.example.com/v1, Kind=CronTab`.
-    #[error("conversion webhook for {gvk} failed: {cause}")]
-    Conversion { gvk: String, cause: String },
-}
-
 const GROUP: &str = "admissionregistration.k8s.io";
 
 /// Why a call gave no usable answer (subject to `failurePolicy`).
