@@ -7,7 +7,7 @@
 //! that is down give upstream's text while the storage version still reads.
 
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,41 +21,6 @@ both_versions!(objects_convert_through_the_webhook);
 const V2: &str = "backends.v2.conv.example.com";
 const V1: &str = "backends.v1.conv.example.com";
 
-/// The example binary next to this test binary (`target/<profile>/examples`).
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .join("examples")
-        .join("test_webhook");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build [--release] --example test_webhook` \
-         (the README's test command does)",
-        bin.display()
-    );
-    bin
-}
-
-/// A CA and a serving certificate for 127.0.0.1: (CA PEM, cert PEM, key PEM).
-fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("serving key");
-    // rcgen makes an IP address SAN of a name that parses as one.
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .expect("serving params")
-        .signed_by(&key, &issuer)
-        .expect("serving certificate");
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
 /// The webhook process; killed when dropped (also when the test fails).
 struct Webhook {
     child: Option<Child>,
@@ -65,14 +30,14 @@ struct Webhook {
 
 impl Webhook {
     fn start(dir: &Path) -> Webhook {
-        let (ca, cert, key) = certificates();
+        let (ca, cert, key) = crate::common::webhook::serving_certificates("127.0.0.1");
         std::fs::create_dir_all(dir).expect("webhook dir");
         let (cert_file, key_file) = (dir.join("tls.crt"), dir.join("tls.key"));
         std::fs::write(&cert_file, cert).expect("write cert");
         std::fs::write(&key_file, key).expect("write key");
         let port = free_port();
         let log = std::fs::File::create(dir.join("webhook.log")).expect("webhook log");
-        let child = Command::new(example_binary())
+        let child = Command::new(crate::common::webhook::example_binary())
             .arg(port.to_string())
             .arg(&cert_file)
             .arg(&key_file)

@@ -876,3 +876,4 @@ pub mod images;
 pub mod multihost;
 pub mod services;
 pub mod users;
+pub mod webhook;

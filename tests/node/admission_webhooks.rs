@@ -24,27 +24,6 @@ const IMAGE: &str = "nanokube.test/webhook:1";
 const VALIDATING: &str = "deny.nanokube.test";
 const MUTATING: &str = "label.nanokube.test";
 
-/// The example binary next to this test binary (`target/<profile>/examples`),
-/// built by `cargo build [--release] --example test_webhook` (the README's
-/// test command does; `cargo test --all-targets` builds examples only as
-/// test harnesses, `test_webhook-<hash>`, which serve nothing).
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .join("examples")
-        .join("test_webhook");
-    assert!(
-        bin.is_file(),
-        "{} is missing: build it with `cargo build --release --example test_webhook` \
-         (the README's test command does)",
-        bin.display()
-    );
-    bin
-}
-
 /// The shared libraries `ldd` lists for `bin`, as (path in the image, bytes).
 fn libraries(bin: &Path) -> Vec<(String, Vec<u8>)> {
     let out = std::process::Command::new("ldd")
@@ -69,25 +48,9 @@ fn libraries(bin: &Path) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
-/// A CA and a serving certificate for `webhook.<NS>.svc`: (CA PEM, cert PEM, key PEM).
-fn certificates() -> (String, String, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().expect("CA key");
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().expect("serving key");
-    let cert = CertificateParams::new(vec![format!("webhook.{NS}.svc")])
-        .expect("serving params")
-        .signed_by(&key, &issuer)
-        .expect("serving certificate");
-    (ca.pem(), cert.pem(), key.serialize_pem())
-}
-
 /// The image: the example, its libraries and the certificate.
 fn webhook_image(dir: &Path, cert: &str, key: &str) -> PathBuf {
-    let bin = example_binary();
+    let bin = crate::common::webhook::example_binary();
     let mut dirs: Vec<String> = vec!["tls".into(), "tmp".into()];
     let mut files = vec![
         Entry::File {
@@ -230,7 +193,8 @@ fn create_cm(c: &Cluster, version: &str, name: &str, labels: &str) -> Result<Val
 #[test]
 fn webhooks_served_by_a_pod() {
     let c = Cluster::start();
-    let (ca, cert, key) = certificates();
+    let (ca, cert, key) =
+        crate::common::webhook::serving_certificates(&format!("webhook.{NS}.svc"));
     let tar = webhook_image(&c.root.join("images"), &cert, &key);
     import(&c, &tar);
     c.apply_json(&json!({"apiVersion": "v1", "kind": "Namespace",

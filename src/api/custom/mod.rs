@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+pub(crate) use cel::{environment as cel_environment, parse as cel_parse};
 pub use controller::start;
 pub use convert::{by_webhook, convert, storage_api_version};
 pub use definition::ScalePaths;

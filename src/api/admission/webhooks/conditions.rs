@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use cel::common::ast::{EntryExpr, Expr};
+use cel::common::ast::Expr;
 use cel::objects::{Key, Map};
 use cel::{Context, Env, IdedExpr, Value as Cel};
 use serde_json::Value;
@@ -19,38 +19,10 @@ use crate::api::validation::{self as v, FieldCause};
 /// Upstream's limit on conditions per webhook.
 const MAX_CONDITIONS: usize = 64;
 
-/// Variables of the webhook match-condition environment, and the type
-/// names CEL lets an expression mention.
-const DECLARED: &[&str] = &[
-    "object",
-    "oldObject",
-    "request",
-    "authorizer",
-    "int",
-    "uint",
-    "double",
-    "bool",
-    "string",
-    "bytes",
-    "list",
-    "map",
-    "null_type",
-    "type",
-];
+/// Variables of the webhook match-condition environment.
+const DECLARED: &[&str] = &["object", "oldObject", "request", "authorizer"];
 
-static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
-    let mut env = Env::stdlib();
-    for ext in [
-        cel::extensions::strings,
-        cel::extensions::lists,
-        cel::extensions::math,
-    ] {
-        if let Err(e) = env.add_extension(ext) {
-            tracing::warn!(error = %e, "cel extension not loaded");
-        }
-    }
-    Arc::new(env)
-});
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(crate::api::custom::cel_environment()));
 
 /// One `matchConditions[]` entry.
 #[derive(Debug, Clone)]
@@ -81,83 +53,13 @@ pub(super) struct Input<'a> {
 /// lets through (undeclared names, a literal that is not a bool); `Err` is
 /// the detail after `compilation failed: `.
 fn compile(source: &str) -> Result<IdedExpr, String> {
-    let program = ENV
-        .compile(source)
-        .map_err(|e| e.to_string().replace("\n| ", "\n | "))?;
-    let expr = program.expression().clone();
-    let mut free = Vec::new();
-    free_idents(&expr, &mut Vec::new(), &mut free);
-    if let Some((id, name)) = free
-        .into_iter()
-        .find(|(_, n)| !DECLARED.contains(&n.as_str()))
-    {
-        let offset = program.source_info().offset_for(id).map_or(0, |(s, _)| s);
-        return Err(undeclared(
-            source,
-            usize::try_from(offset).unwrap_or(0),
-            &name,
-        ));
-    }
+    let expr = crate::api::custom::cel_parse(&ENV, source, DECLARED)?;
     if matches!(&expr.expr, Expr::Literal(l) if !matches!(l, cel::common::ast::LiteralValue::Boolean(_)))
         || matches!(&expr.expr, Expr::List(_) | Expr::Map(_))
     {
         return Err("must evaluate to bool".into());
     }
     Ok(expr)
-}
-
-/// cel-go's layout: position, the source line and a caret.
-fn undeclared(source: &str, offset: usize, name: &str) -> String {
-    let before = source.get(..offset).unwrap_or(source);
-    let line_no = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    let line = source[line_start..].lines().next().unwrap_or("");
-    format!(
-        "ERROR: <input>:{line_no}:{col}: undeclared reference to '{name}' (in container '')\n | {line}\n | {}^",
-        ".".repeat(col - 1)
-    )
-}
-
-/// Identifiers not bound by an enclosing comprehension.
-fn free_idents(e: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<(u64, String)>) {
-    match &e.expr {
-        Expr::Ident(name) if !bound.contains(name) => out.push((e.id, name.clone())),
-        Expr::Call(c) => {
-            c.target.iter().for_each(|t| free_idents(t, bound, out));
-            c.args.iter().for_each(|a| free_idents(a, bound, out));
-        }
-        Expr::Select(s) => free_idents(&s.operand, bound, out),
-        Expr::List(l) => l.elements.iter().for_each(|x| free_idents(x, bound, out)),
-        Expr::Map(m) => {
-            for entry in &m.entries {
-                if let EntryExpr::MapEntry(me) = &entry.expr {
-                    free_idents(&me.key, bound, out);
-                    free_idents(&me.value, bound, out);
-                }
-            }
-        }
-        Expr::Struct(s) => {
-            for entry in &s.entries {
-                if let EntryExpr::StructField(f) = &entry.expr {
-                    free_idents(&f.value, bound, out);
-                }
-            }
-        }
-        Expr::Comprehension(c) => {
-            free_idents(&c.iter_range, bound, out);
-            free_idents(&c.accu_init, bound, out);
-            let depth = bound.len();
-            bound.push(c.iter_var.clone());
-            bound.extend(c.iter_var2.clone());
-            bound.push(c.accu_var.clone());
-            free_idents(&c.loop_cond, bound, out);
-            free_idents(&c.loop_step, bound, out);
-            free_idents(&c.result, bound, out);
-            bound.truncate(depth);
-        }
-        _ => {}
-    }
 }
 
 /// JSON as CEL's dynamic values.

@@ -13,10 +13,10 @@ use super::typecheck::{self, Scope};
 pub(super) const METER: &str = "@nanokube_meter";
 
 /// Identifiers a rule may use besides its comprehension variables.
-const DECLARED: &[&str] = &[
-    "self",
-    "oldSelf",
-    "optional",
+const DECLARED: &[&str] = &["self", "oldSelf", "optional"];
+
+/// Type names CEL lets every expression mention.
+const TYPE_NAMES: &[&str] = &[
     "int",
     "uint",
     "double",
@@ -33,11 +33,27 @@ const DECLARED: &[&str] = &[
 /// (`ERROR: <input>:1:6: ...` with the source line and a caret). With a
 /// `scope`, fields the schema does not declare are errors too.
 pub(super) fn compile(env: &Env, source: &str, scope: Option<Scope>) -> Result<IdedExpr, String> {
+    let mut expr = parse(env, source, DECLARED, scope)?;
+    meter(&mut expr);
+    Ok(expr)
+}
+
+/// `source` parsed, or cel-go's errors for what its checker refuses that
+/// the parser lets through: names outside `declared` (and the type names),
+/// and, with a `scope`, fields the schema does not declare.
+pub(super) fn parse(
+    env: &Env,
+    source: &str,
+    declared: &[&str],
+    scope: Option<Scope>,
+) -> Result<IdedExpr, String> {
     let program = env.compile(source).map_err(|e| go_layout(&e.to_string()))?;
-    let mut expr = program.expression().clone();
+    let expr = program.expression().clone();
     let mut errors: Vec<(u64, String)> = Vec::new();
     let mut undeclared = Vec::new();
-    free_idents(&expr, &mut Vec::new(), &mut undeclared);
+    free_idents_all(&expr, &mut Vec::new(), &mut undeclared);
+    undeclared
+        .retain(|(_, n)| !declared.contains(&n.as_str()) && !TYPE_NAMES.contains(&n.as_str()));
     for (id, name) in undeclared {
         errors.push((
             id,
@@ -59,7 +75,6 @@ pub(super) fn compile(env: &Env, source: &str, scope: Option<Scope>) -> Result<I
             .collect();
         return Err(shown.join("\n"));
     }
-    meter(&mut expr);
     Ok(expr)
 }
 
@@ -99,15 +114,6 @@ fn error_at(source: &str, offset: usize, msg: &str) -> String {
         "ERROR: <input>:{line_no}:{}: {msg}\n | {line}\n | {caret}",
         col + 1
     )
-}
-
-fn free_idents(e: &IdedExpr, bound: &mut Vec<String>, out: &mut Vec<(u64, String)>) {
-    let mut all = Vec::new();
-    free_idents_all(e, bound, &mut all);
-    out.extend(
-        all.into_iter()
-            .filter(|(_, n)| !DECLARED.contains(&n.as_str())),
-    );
 }
 
 /// Every identifier not bound by an enclosing comprehension.

@@ -113,9 +113,20 @@ impl Rules {
     }
 }
 
+/// `source` parsed in `env`, with cel-go's `undeclared reference` errors
+/// for names outside `declared` (for other CEL users: webhook
+/// matchConditions).
+pub(crate) fn parse(
+    env: &cel::Env,
+    source: &str,
+    declared: &[&str],
+) -> Result<cel::IdedExpr, String> {
+    ast::parse(env, source, declared, None)
+}
+
 /// The standard library plus the extension libraries Kubernetes enables
 /// that the crate has (strings, lists, math).
-fn environment() -> cel::Env {
+pub(crate) fn environment() -> cel::Env {
     let mut env = cel::Env::stdlib();
     for ext in [
         cel::extensions::strings,
