@@ -7,6 +7,7 @@
 
 mod fieldset;
 mod managed;
+mod markers;
 mod types;
 mod walk;
 
@@ -14,6 +15,8 @@ mod walk;
 mod tests;
 #[cfg(test)]
 mod tests_apply;
+#[cfg(test)]
+mod tests_markers;
 
 use serde_json::Value;
 
@@ -272,6 +275,7 @@ pub(crate) fn apply(
             e.set = e.set.difference(&removed);
         }
     }
+    walk::drop_nulls(&mut merged, config, &root);
     if manager == KUBECTL_MANAGER {
         sync_last_applied(&live, config, &mut merged);
     }

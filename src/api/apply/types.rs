@@ -1,10 +1,11 @@
 //! What server-side apply needs to know of a type at each position: list
 //! semantics (atomic, set, map keyed by fields) and whether a map is atomic.
 //!
-//! Built-ins: the strategic-merge tables (`api/patch`) stand in for
-//! upstream's OpenAPI markers (a merge key is a list-map, a merged scalar
-//! list a set, every other list atomic), with upstream's multi-key lists
-//! restated below. Custom resources: the CRD schema's
+//! Built-ins: upstream's OpenAPI markers where they differ from the
+//! strategic-merge tables ([`markers`](super::markers)), else the tables
+//! (`api/patch`) as kube-openapi falls back to the patch strategy (a merge
+//! key is a list-map, a merged scalar list a set, every other list
+//! atomic). Custom resources: the CRD schema's
 //! `x-kubernetes-list-type`, `-list-map-keys` and `-map-type`. Without
 //! information maps are granular and lists atomic, as upstream's deduced
 //! schema.
@@ -12,34 +13,10 @@
 use serde_json::Value;
 
 use super::fieldset::Element;
+use super::markers;
 use crate::api::patch;
 
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
-
-/// Lists whose `x-kubernetes-list-map-keys` upstream are more than the
-/// strategic merge key.
-const MULTI_KEYS: &[(&str, &str, &[&str])] = &[
-    (
-        "io.k8s.api.core.v1.Container",
-        "ports",
-        &["containerPort", "protocol"],
-    ),
-    (
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "ports",
-        &["containerPort", "protocol"],
-    ),
-    (
-        "io.k8s.api.core.v1.ServiceSpec",
-        "ports",
-        &["port", "protocol"],
-    ),
-    (
-        "io.k8s.api.core.v1.PodSpec",
-        "topologySpreadConstraints",
-        &["topologyKey", "whenUnsatisfiable"],
-    ),
-];
 
 /// Key fields with a schema default: an item that omits them is keyed by
 /// the default (upstream fills defaulted keys the same way).
@@ -61,19 +38,23 @@ const ALWAYS_PRESENT: &[&str] = &[
     "containers",
 ];
 
-/// Label selectors are `x-kubernetes-map-type: atomic` upstream.
-const ATOMIC_MAPS: &[&str] = &[
-    "selector",
-    "labelSelector",
-    "namespaceSelector",
-    "podSelector",
-];
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum ListType {
     Atomic,
     Set,
     Map(Vec<String>),
+}
+
+/// kube-openapi's fallback for lists without `x-kubernetes-list-type`: a
+/// merge strategy with a key is a list-map, without one a set.
+fn strategic_list(definition: &str, field: &str) -> ListType {
+    match patch::field_patch_meta(definition, field) {
+        Some(meta) if meta.strategy.split(',').any(|s| s == "merge") => match meta.merge_key {
+            None | Some("") => ListType::Set,
+            Some(key) => ListType::Map(vec![key.to_string()]),
+        },
+        _ => ListType::Atomic,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -139,28 +120,14 @@ impl<'a> Node<'a> {
             Source::Builtin(def) => {
                 let mut n = Node::plain(Source::Builtin(None), true);
                 n.owns_node = !ALWAYS_PRESENT.contains(&name);
-                n.atomic_map = ATOMIC_MAPS.contains(&name);
                 let Some(def) = def else {
                     return n;
                 };
-                n.source = Source::Builtin(patch::field_child(def, name));
-                if let Some(meta) = patch::field_patch_meta(def, name) {
-                    if meta.strategy.split(',').any(|s| s == "merge") {
-                        n.list = match meta.merge_key {
-                            None | Some("") => ListType::Set,
-                            Some(key) => {
-                                let keys = MULTI_KEYS
-                                    .iter()
-                                    .find(|(d, f, _)| *d == def && *f == name)
-                                    .map_or_else(
-                                        || vec![key.to_string()],
-                                        |(_, _, ks)| ks.iter().map(|k| k.to_string()).collect(),
-                                    );
-                                ListType::Map(keys)
-                            }
-                        };
-                    }
-                }
+                let child = markers::child(def, name).or_else(|| patch::field_child(def, name));
+                n.source = Source::Builtin(child);
+                n.atomic_map =
+                    markers::atomic_map(def, name) || child.is_some_and(markers::atomic_struct);
+                n.list = markers::list(def, name).unwrap_or_else(|| strategic_list(def, name));
                 n
             }
             Source::Custom(s) => {
@@ -179,7 +146,11 @@ impl<'a> Node<'a> {
     /// The type of this list's items.
     pub(crate) fn item(&self) -> Node<'a> {
         match self.source {
-            Source::Builtin(def) => Node::plain(Source::Builtin(def), false),
+            Source::Builtin(def) => {
+                let mut n = Node::plain(Source::Builtin(def), false);
+                n.atomic_map = def.is_some_and(markers::atomic_struct);
+                n
+            }
             Source::Custom(s) => match s.get("items") {
                 Some(i) => Node::from_schema(i, false),
                 None => Node::plain(Source::Unknown, false),

@@ -194,10 +194,13 @@ pub(crate) fn merge(live: &Value, config: &Value, node: &Node) -> Value {
         (Value::Object(l), Value::Object(c)) if !node.atomic_map => {
             let mut out = l.clone();
             for (k, cv) in c {
-                // A null is owned but leaves no value, as typed decoding
-                // drops it upstream.
+                // A null merges as an empty value (structured-merge-diff):
+                // a granular map or keyed list keeps its entries, anything
+                // else becomes null, which `drop_nulls` removes afterwards.
                 if cv.is_null() {
-                    out.remove(k);
+                    if !l.get(k).is_some_and(|lv| keeps_entries(lv, &node.field(k))) {
+                        out.insert(k.clone(), Value::Null);
+                    }
                     continue;
                 }
                 let merged = match l.get(k) {
@@ -228,6 +231,47 @@ pub(crate) fn merge(live: &Value, config: &Value, node: &Node) -> Value {
             Value::Array(out)
         }
         _ => config.clone(),
+    }
+}
+
+/// Whether merging a null into `live` leaves it as it is: a non-empty
+/// granular map or list with told-apart items.
+fn keeps_entries(live: &Value, node: &Node) -> bool {
+    match live {
+        Value::Object(m) => !m.is_empty() && !node.atomic_map,
+        Value::Array(a) => !a.is_empty() && node.item_elements(a).is_some(),
+        _ => false,
+    }
+}
+
+/// Removes the nulls `config` put into the merged object `v`: they stay
+/// through the merge so that nulling another manager's value conflicts,
+/// and go before storing, as upstream's typed decoding drops them.
+pub(crate) fn drop_nulls(v: &mut Value, config: &Value, node: &Node) {
+    match (v, config) {
+        (Value::Object(m), Value::Object(c)) if !node.atomic_map => {
+            for (k, cv) in c {
+                if cv.is_null() {
+                    if m.get(k).is_some_and(Value::is_null) {
+                        m.remove(k);
+                    }
+                } else if let Some(child) = m.get_mut(k) {
+                    drop_nulls(child, cv, &node.field(k));
+                }
+            }
+        }
+        (Value::Array(items), Value::Array(c)) => {
+            let (Some(ie), Some(ce)) = (node.item_elements(items), node.item_elements(c)) else {
+                return;
+            };
+            let item_node = node.item();
+            for (e, item) in ie.iter().zip(items.iter_mut()) {
+                if let Some(i) = ce.iter().position(|x| x == e) {
+                    drop_nulls(item, &c[i], &item_node);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -1,0 +1,230 @@
+//! Unit tests of upstream's OpenAPI markers of built-ins (list and map
+//! types the strategic tables do not imply) and of nulls in applied
+//! configurations.
+
+use serde_json::{json, Value};
+
+use super::tests::{entries, entry, target, CONFIGMAP, DEPLOYMENT};
+use super::types::{ListType, Node};
+use super::{apply, track, ApplyError, Target};
+
+const POD: &str = "io.k8s.api.core.v1.Pod";
+const SERVICE: &str = "io.k8s.api.core.v1.Service";
+const T0: &str = "2026-01-01T00:00:00Z";
+const T1: &str = "2026-01-01T00:00:01Z";
+const T2: &str = "2026-01-01T00:00:02Z";
+
+fn pod_status() -> Target<'static> {
+    Target {
+        definition: Some(POD),
+        custom: None,
+        api_version: "v1",
+        has_status: true,
+        subresource: Some("status"),
+    }
+}
+
+fn conflicts(r: Result<Value, ApplyError>) -> Vec<String> {
+    match r {
+        Err(ApplyError::Conflict { causes, .. }) => causes.into_iter().map(|c| c.1).collect(),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// A Deployment whose only container has `container` merged in.
+fn deploy(container: Value) -> Value {
+    let mut c = json!({"name": "app", "image": "x"});
+    if let (Some(c), Some(extra)) = (c.as_object_mut(), container.as_object()) {
+        c.extend(extra.clone());
+    }
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [c]}}}})
+}
+
+fn pod_spec(root: &Node<'static>) -> Node<'static> {
+    root.field("spec").field("template").field("spec")
+}
+
+#[test]
+fn builtin_types_follow_upstreams_markers() {
+    let root = Node::root(Some(DEPLOYMENT), None);
+    let pod = pod_spec(&root);
+    let c = pod.field("containers").item();
+    // listType=map without a patch strategy, below a field the patch
+    // tables do not link.
+    assert_eq!(
+        c.field("resources").field("claims").list,
+        ListType::Map(vec!["name".into()])
+    );
+    assert!(pod.field("nodeSelector").atomic_map);
+    assert!(pod.field("imagePullSecrets").item().atomic_map);
+    let env = c.field("env").item();
+    assert!(env.field("valueFrom").field("secretKeyRef").atomic_map);
+    assert!(!env.field("valueFrom").atomic_map);
+    assert!(root.field("spec").field("selector").atomic_map);
+    assert!(
+        root.field("metadata")
+            .field("ownerReferences")
+            .item()
+            .atomic_map
+    );
+    // A merge key that upstream overrides with listType=atomic.
+    let status = Node::root(Some(POD), None).field("status");
+    assert_eq!(status.field("hostIPs").list, ListType::Atomic);
+    assert_eq!(
+        status.field("podIPs").list,
+        ListType::Map(vec!["ip".into()])
+    );
+    let job = Node::root(Some("io.k8s.api.batch.v1.Job"), None).field("status");
+    assert_eq!(job.field("conditions").list, ListType::Atomic);
+    assert_eq!(
+        job.field("uncountedTerminatedPods").field("failed").list,
+        ListType::Set
+    );
+    // Without markers, maps stay granular.
+    assert!(!pod.field("securityContext").atomic_map);
+    assert!(!root.field("metadata").field("labels").atomic_map);
+}
+
+#[test]
+fn two_appliers_keep_their_own_resource_claims() {
+    let t = target(DEPLOYMENT, "apps/v1");
+    let a = deploy(json!({"resources": {"claims": [{"name": "gpu"}]}}));
+    let b = deploy(json!({"resources": {"claims": [{"name": "fpga"}]}}));
+    let live = apply(&t, None, &a, "a", false, T0).unwrap();
+    let out = apply(&t, Some(&live), &b, "b", false, T1).unwrap();
+    let claims = &out["spec"]["template"]["spec"]["containers"][0]["resources"]["claims"];
+    assert_eq!(claims, &json!([{"name": "gpu"}, {"name": "fpga"}]));
+    let list = entries(&out);
+    let owned = |m: &str| entry(&list, m).unwrap()["fieldsV1"].to_string();
+    assert!(owned("a").contains(r#"k:{\"name\":\"gpu\"}"#));
+    assert!(owned("b").contains(r#"k:{\"name\":\"fpga\"}"#));
+    // Dropping its claim removes only that one.
+    let out = apply(&t, Some(&out), &deploy(json!({})), "a", false, T2).unwrap();
+    let claims = &out["spec"]["template"]["spec"]["containers"][0]["resources"]["claims"];
+    assert_eq!(claims, &json!([{"name": "fpga"}]));
+}
+
+#[test]
+fn an_atomic_list_with_a_merge_key_is_replaced_and_conflicts_whole() {
+    let t = pod_status();
+    let pod = |ips: Value| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "status": {"hostIPs": ips}});
+    let live = apply(&t, None, &pod(json!([{"ip": "10.0.0.1"}])), "a", false, T0).unwrap();
+    let b = pod(json!([{"ip": "10.0.0.2"}]));
+    assert_eq!(
+        conflicts(apply(&t, Some(&live), &b, "b", false, T1)),
+        vec![".status.hostIPs".to_string()]
+    );
+    let out = apply(&t, Some(&live), &b, "b", true, T1).unwrap();
+    assert_eq!(out["status"]["hostIPs"], json!([{"ip": "10.0.0.2"}]));
+    let list = entries(&out);
+    assert_eq!(
+        entry(&list, "b").unwrap()["fieldsV1"],
+        json!({"f:status": {"f:hostIPs": {}}})
+    );
+    assert!(entry(&list, "a").is_none());
+}
+
+#[test]
+fn atomic_maps_and_structs_conflict_whole() {
+    let t = target(DEPLOYMENT, "apps/v1");
+    let sel = |v: Value| {
+        let mut d = deploy(json!({}));
+        d["spec"]["template"]["spec"]["nodeSelector"] = v;
+        d
+    };
+    let live = apply(&t, None, &sel(json!({"disk": "ssd"})), "a", false, T0).unwrap();
+    assert_eq!(
+        conflicts(apply(
+            &t,
+            Some(&live),
+            &sel(json!({"zone": "z"})),
+            "b",
+            false,
+            T1
+        )),
+        vec![".spec.template.spec.nodeSelector".to_string()]
+    );
+    // A forced apply replaces the map whole.
+    let out = apply(&t, Some(&live), &sel(json!({"zone": "z"})), "b", true, T1).unwrap();
+    assert_eq!(
+        out["spec"]["template"]["spec"]["nodeSelector"],
+        json!({"zone": "z"})
+    );
+
+    let env = |key: &str| {
+        deploy(
+            json!({"env": [{"name": "E", "valueFrom": {"secretKeyRef": {"name": "s", "key": key}}}]}),
+        )
+    };
+    let live = apply(&t, None, &env("k"), "a", false, T0).unwrap();
+    let c = conflicts(apply(&t, Some(&live), &env("other"), "b", false, T1));
+    assert_eq!(c.len(), 1);
+    assert!(c[0].ends_with(".valueFrom.secretKeyRef"), "{c:?}");
+}
+
+#[test]
+fn service_selector_is_atomic() {
+    let t = target(SERVICE, "v1");
+    let svc = |sel: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"selector": sel}});
+    let live = apply(&t, None, &svc(json!({"app": "x"})), "a", false, T0).unwrap();
+    assert_eq!(
+        conflicts(apply(
+            &t,
+            Some(&live),
+            &svc(json!({"tier": "y"})),
+            "b",
+            false,
+            T1
+        )),
+        vec![".spec.selector".to_string()]
+    );
+}
+
+#[test]
+fn a_null_map_keeps_entries_others_own() {
+    // structured-merge-diff's struct_apply_update_dict_null: the applier
+    // owns the map itself and its own entries go; an updater's stay.
+    let t = target(CONFIGMAP, "v1");
+    let cm = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data});
+    let live = apply(&t, None, &cm(json!({"name": "a"})), "default", false, T0).unwrap();
+    let mut updated = cm(json!({"name": "a", "value": "1"}));
+    updated["metadata"]["managedFields"] = live["metadata"]["managedFields"].clone();
+    track(&t, Some(&live), &mut updated, "controller", T1);
+    let out = apply(&t, Some(&updated), &cm(Value::Null), "default", false, T2).unwrap();
+    assert_eq!(out["data"], json!({"value": "1"}));
+    let list = entries(&out);
+    assert_eq!(
+        entry(&list, "default").unwrap()["fieldsV1"],
+        json!({"f:data": {}})
+    );
+}
+
+#[test]
+fn nulling_anothers_value_conflicts() {
+    let t = target(CONFIGMAP, "v1");
+    let cm = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data});
+    let live = apply(&t, None, &cm(json!({"k": "v"})), "a", false, T0).unwrap();
+    assert_eq!(
+        conflicts(apply(
+            &t,
+            Some(&live),
+            &cm(json!({"k": null})),
+            "b",
+            false,
+            T1
+        )),
+        vec![".data.k".to_string()]
+    );
+    let out = apply(&t, Some(&live), &cm(json!({"k": null})), "b", true, T1).unwrap();
+    assert!(
+        out.get("data").is_none_or(|d| d.get("k").is_none()),
+        "{out}"
+    );
+    let list = entries(&out);
+    assert!(entry(&list, "a").is_none());
+    assert_eq!(
+        entry(&list, "b").unwrap()["fieldsV1"],
+        json!({"f:data": {"f:k": {}}})
+    );
+}
