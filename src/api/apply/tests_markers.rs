@@ -228,3 +228,38 @@ fn nulling_anothers_value_conflicts() {
         json!({"f:data": {"f:k": {}}})
     );
 }
+
+/// The node at `path` from the root of `definition` (`[]`: a list item).
+fn at(definition: &'static str, path: &str) -> Node<'static> {
+    let mut n = Node::root(Some(definition), None);
+    for step in path.split('.') {
+        n = match step {
+            "[]" => n.item(),
+            f => n.field(f),
+        };
+    }
+    n
+}
+
+#[test]
+fn atomic_structs_are_reached_across_kinds() {
+    for (definition, path) in [
+        (POD, "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"),
+        (POD, "spec.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution.[].labelSelector"),
+        (POD, "spec.volumes.[].cephfs.secretRef"),
+        ("io.k8s.api.core.v1.PersistentVolume", "spec.claimRef"),
+        ("io.k8s.api.core.v1.Endpoints", "subsets.[].addresses.[]"),
+        ("io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler", "spec.scaleTargetRef"),
+        ("io.k8s.api.rbac.v1.RoleBinding", "roleRef"),
+        ("io.k8s.api.rbac.v1.RoleBinding", "subjects.[]"),
+        ("io.k8s.api.networking.v1.Ingress", "spec.rules.[].http.paths.[].backend.service.port"),
+        ("io.k8s.api.discovery.v1.EndpointSlice", "ports.[]"),
+        ("io.k8s.api.networking.v1.NetworkPolicy", "spec.ingress.[].from.[].podSelector"),
+        ("io.k8s.api.batch.v1.CronJob", "spec.jobTemplate.spec.selector"),
+    ] {
+        assert!(at(definition, path).atomic_map, "{definition} {path}");
+    }
+    // Structs that embed an atomic one are not atomic themselves.
+    assert!(!at(POD, "spec.volumes.[].secret").atomic_map);
+    assert!(!at(POD, "spec.containers.[].envFrom.[].configMapRef").atomic_map);
+}
