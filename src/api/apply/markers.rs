@@ -252,10 +252,19 @@ apiextensions.v1.JSONSchemaProps oneOf apiextensions.v1.JSONSchemaProps
 meta.v1.ObjectMeta ownerReferences meta.v1.OwnerReference
 ";
 
+/// Maps whose values are objects of a definition: definition, field,
+/// value definition.
+const MAP_VALUES: &str = "
+apiextensions.v1.JSONSchemaProps definitions apiextensions.v1.JSONSchemaProps
+apiextensions.v1.JSONSchemaProps patternProperties apiextensions.v1.JSONSchemaProps
+apiextensions.v1.JSONSchemaProps properties apiextensions.v1.JSONSchemaProps
+";
+
 #[derive(Debug, Default)]
 struct Field {
     list: Option<ListType>,
     child: Option<String>,
+    value: Option<String>,
     atomic_map: bool,
 }
 
@@ -323,6 +332,11 @@ fn build() -> Index {
             ix.field(d, f).child = Some(full(c));
         }
     }
+    for r in rows(MAP_VALUES) {
+        if let [d, f, v] = r[..] {
+            ix.field(d, f).value = Some(full(v));
+        }
+    }
     for r in rows(ATOMIC_STRUCTS) {
         if let [d] = r[..] {
             ix.atomic.insert(full(d));
@@ -353,6 +367,11 @@ pub(super) fn child(definition: &str, field: &str) -> Option<&'static str> {
     lookup(definition, field)?.child.as_deref()
 }
 
+/// The definition of the values of map `field` of `definition`.
+pub(super) fn map_value(definition: &str, field: &str) -> Option<&'static str> {
+    lookup(definition, field)?.value.as_deref()
+}
+
 /// Whether `field` of `definition` is a map marked atomic.
 pub(super) fn atomic_map(definition: &str, field: &str) -> bool {
     lookup(definition, field).is_some_and(|f| f.atomic_map)
@@ -369,11 +388,11 @@ mod tests {
 
     #[test]
     fn every_row_parses() {
-        let total: usize = [LISTS, ATOMIC_MAPS, ATOMIC_STRUCTS, LINKS]
+        let total: usize = [LISTS, ATOMIC_MAPS, ATOMIC_STRUCTS, LINKS, MAP_VALUES]
             .iter()
             .map(|t| rows(t).count())
             .sum();
         assert_eq!(index().rows, total);
-        assert_eq!(total, 15 + 3 + 21 + 180);
+        assert_eq!(total, 15 + 3 + 21 + 180 + 3);
     }
 }

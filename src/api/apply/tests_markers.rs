@@ -263,3 +263,15 @@ fn atomic_structs_are_reached_across_kinds() {
     assert!(!at(POD, "spec.volumes.[].secret").atomic_map);
     assert!(!at(POD, "spec.containers.[].envFrom.[].configMapRef").atomic_map);
 }
+
+#[test]
+fn schema_properties_are_typed_at_every_depth() {
+    let crd = "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition";
+    let schema = "spec.versions.[].schema.openAPIV3Schema";
+    let rules = |p: &str| at(crd, &format!("{schema}.{p}x-kubernetes-validations")).list;
+    let by_rule = ListType::Map(vec!["rule".into()]);
+    assert_eq!(rules(""), by_rule);
+    assert_eq!(rules("properties.spec.properties.replicas."), by_rule);
+    let property = at(crd, &format!("{schema}.properties.spec"));
+    assert!(!property.declared && !property.atomic_map);
+}

@@ -62,6 +62,8 @@ enum Source<'a> {
     /// A built-in type by its definition name; None when the tables have
     /// nothing below this point.
     Builtin(Option<&'static str>),
+    /// A built-in map whose values are objects of this definition.
+    BuiltinMap(&'static str),
     Custom(&'a Value),
     Unknown,
 }
@@ -123,11 +125,20 @@ impl<'a> Node<'a> {
                 let Some(def) = def else {
                     return n;
                 };
+                if let Some(value) = markers::map_value(def, name) {
+                    n.source = Source::BuiltinMap(value);
+                    return n;
+                }
                 let child = markers::child(def, name).or_else(|| patch::field_child(def, name));
                 n.source = Source::Builtin(child);
                 n.atomic_map =
                     markers::atomic_map(def, name) || child.is_some_and(markers::atomic_struct);
                 n.list = markers::list(def, name).unwrap_or_else(|| strategic_list(def, name));
+                n
+            }
+            Source::BuiltinMap(value) => {
+                let mut n = Node::plain(Source::Builtin(Some(value)), false);
+                n.atomic_map = markers::atomic_struct(value);
                 n
             }
             Source::Custom(s) => {
@@ -151,6 +162,7 @@ impl<'a> Node<'a> {
                 n.atomic_map = def.is_some_and(markers::atomic_struct);
                 n
             }
+            Source::BuiltinMap(_) => Node::plain(Source::Unknown, false),
             Source::Custom(s) => match s.get("items") {
                 Some(i) => Node::from_schema(i, false),
                 None => Node::plain(Source::Unknown, false),
