@@ -275,3 +275,28 @@ fn schema_properties_are_typed_at_every_depth() {
     let property = at(crd, &format!("{schema}.properties.spec"));
     assert!(!property.declared && !property.atomic_map);
 }
+
+#[test]
+fn custom_nullable_fields_keep_an_applied_null() {
+    let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "a": {"type": "string"}, "b": {"type": "string", "nullable": true}}}}});
+    let t = Target {
+        definition: None,
+        custom: Some(&schema),
+        api_version: "example.com/v1",
+        has_status: false,
+        subresource: None,
+    };
+    let w = |spec: Value| json!({"apiVersion": "example.com/v1", "kind": "W", "metadata": {"name": "w"}, "spec": spec});
+    let live = apply(&t, None, &w(json!({"a": "x", "b": "y"})), "m", false, T0).unwrap();
+    let out = apply(
+        &t,
+        Some(&live),
+        &w(json!({"a": null, "b": null})),
+        "m",
+        false,
+        T1,
+    )
+    .unwrap();
+    assert_eq!(out["spec"], json!({"b": null}));
+}

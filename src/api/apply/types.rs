@@ -232,6 +232,15 @@ impl<'a> Node<'a> {
         (unique.len() == out.len()).then_some(out)
     }
 
+    /// Whether a null is a value here (a custom resource's `nullable`
+    /// field); built-ins decode every null as absent.
+    pub(crate) fn nullable(&self) -> bool {
+        match self.source {
+            Source::Custom(s) => s.get("nullable").and_then(Value::as_bool) == Some(true),
+            _ => false,
+        }
+    }
+
     /// The key field names of a list-map's items.
     pub(crate) fn key_names(&self) -> &[String] {
         match &self.list {

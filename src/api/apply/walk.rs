@@ -246,13 +246,14 @@ fn keeps_entries(live: &Value, node: &Node) -> bool {
 
 /// Removes the nulls `config` put into the merged object `v`: they stay
 /// through the merge so that nulling another manager's value conflicts,
-/// and go before storing, as upstream's typed decoding drops them.
+/// and go before storing, as upstream's typed decoding drops them (custom
+/// resources keep them in `nullable` fields).
 pub(crate) fn drop_nulls(v: &mut Value, config: &Value, node: &Node) {
     match (v, config) {
         (Value::Object(m), Value::Object(c)) if !node.atomic_map => {
             for (k, cv) in c {
                 if cv.is_null() {
-                    if m.get(k).is_some_and(Value::is_null) {
+                    if m.get(k).is_some_and(Value::is_null) && !node.field(k).nullable() {
                         m.remove(k);
                     }
                 } else if let Some(child) = m.get_mut(k) {
