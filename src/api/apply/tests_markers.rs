@@ -300,3 +300,30 @@ fn custom_nullable_fields_keep_an_applied_null() {
     .unwrap();
     assert_eq!(out["spec"], json!({"b": null}));
 }
+
+#[test]
+fn two_managers_applying_the_same_null_share_it() {
+    // `kubectl create --dry-run=client -o yaml` writes
+    // `template.metadata.creationTimestamp: null`; upstream reads the
+    // stored template back with that null, so a second manager applying the
+    // same manifest co-owns it instead of conflicting.
+    let t = target(DEPLOYMENT, "apps/v1");
+    let manifest = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "d", "creationTimestamp": null},
+        "spec": {"selector": {"matchLabels": {"app": "d"}},
+                 "template": {"metadata": {"creationTimestamp": null, "labels": {"app": "d"}},
+                              "spec": {"containers": [{"name": "app", "image": "x", "resources": {}}]}}},
+        "status": {}});
+    let live = apply(&t, None, &manifest, "kubectl", false, T0).unwrap();
+    assert!(live["spec"]["template"]["metadata"]
+        .get("creationTimestamp")
+        .is_none_or(Value::is_null));
+    let out = apply(&t, Some(&live), &manifest, "other", false, T1).unwrap();
+    let list = entries(&out);
+    let owns = |who: &str| {
+        entry(&list, who).unwrap()["fieldsV1"]["f:spec"]["f:template"]["f:metadata"]
+            .get("f:creationTimestamp")
+            .is_some()
+    };
+    assert!(owns("kubectl") && owns("other"), "{list:?}");
+}

@@ -89,6 +89,15 @@ fn compare_at(
     path: &mut Path,
     c: &mut Comparison,
 ) {
+    // A null where nothing is set changes nothing: upstream's typed objects
+    // read back the nulls we drop (`template.metadata.creationTimestamp`).
+    // Nulling a value is still a modification (it conflicts).
+    let unset = |v: Option<&Value>| v.is_none_or(Value::is_null);
+    let (old, new) = if unset(old) && unset(new) {
+        (None, None)
+    } else {
+        (old, new)
+    };
     let both_empty = is_empty_container(old) && is_empty_container(new);
     let objects = !node.atomic_map
         && old.is_none_or(Value::is_object)
