@@ -1,7 +1,8 @@
 //! Real-world CustomResourceDefinitions, unchanged from the projects that
-//! publish them (tests/fixtures/crds/: cert-manager's six and five of the
+//! publish them (tests/fixtures/crds/: cert-manager's six, five of the
 //! Prometheus operator's, up to 830 KB each, with controller-gen's schemas
-//! and CEL rules), applied the way their documentation says with real
+//! and CEL rules, and the Gateway API's Gateway and HTTPRoute, whose ~90
+//! CEL rules use comprehensions, regexes and durations), applied the way their documentation says with real
 //! kubectl 1.27 and 1.33. Their objects are defaulted, validated and shown
 //! as upstream would: every refusal below is upstream's text.
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use crate::common::{both_versions, header_columns, Proc};
 
-both_versions!(cert_manager_and_prometheus_operator);
+both_versions!(cert_manager_prometheus_operator_and_gateway_api);
 
 fn fixtures(project: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -78,6 +79,24 @@ spec:
   serviceMonitorSelector: {matchLabels: {team: web}}
   retention: 15d
   resources: {requests: {memory: 400Mi}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: nanokube
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web}
+spec:
+  parentRefs: [{name: gw}]
+  hostnames: [web.example.test]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /api}}]
+    backendRefs: [{name: web, port: 80}]
+    timeouts: {request: 10s, backendRequest: 5s}
 "#;
 
 /// (object, what upstream answers): schema types, required fields, enums,
@@ -134,6 +153,27 @@ const REFUSED: &[(&str, &str)] = &[
         r#"The Prometheus "bad" is invalid: spec.remoteWrite[0].sigv4: Invalid value: "object": externalId can only be used when roleArn is specified"#,
     ),
     (
+        "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: bad}\n\
+         spec: {rules: [{matches: [{path: {type: PathPrefix, value: api}}]}]}",
+        r#"The HTTPRoute "bad" is invalid: spec.rules[0].matches[0].path: Invalid value: "object": value must be an absolute path and start with '/' when type one of ['Exact', 'PathPrefix']"#,
+    ),
+    (
+        "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: bad}\n\
+         spec: {rules: [{backendRefs: [{name: web}]}]}",
+        r#"The HTTPRoute "bad" is invalid: spec.rules[0].backendRefs[0]: Invalid value: "object": Must have port for Service reference"#,
+    ),
+    (
+        "kind: HTTPRoute\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: bad}\n\
+         spec: {rules: [{timeouts: {request: 10s, backendRequest: 20s}}]}",
+        r#"The HTTPRoute "bad" is invalid: spec.rules[0].timeouts: Invalid value: "object": backendRequest timeout cannot be longer than request timeout"#,
+    ),
+    (
+        "kind: Gateway\napiVersion: gateway.networking.k8s.io/v1\nmetadata: {name: bad}\n\
+         spec: {gatewayClassName: c, listeners: [{name: http, port: 80, protocol: HTTP}, \
+         {name: http, port: 8080, protocol: HTTP}]}",
+        r#"The Gateway "bad" is invalid: spec.listeners[1]: Duplicate value: map[string]interface {}{"name":"http"}"#,
+    ),
+    (
         "kind: PrometheusRule\napiVersion: monitoring.coreos.com/v1\nmetadata: {name: bad}\n\
          spec: {groups: [{rules: []}]}",
         r#"The PrometheusRule "bad" is invalid: spec.groups[0].name: Required value"#,
@@ -145,15 +185,15 @@ const REFUSED: &[(&str, &str)] = &[
     ),
 ];
 
-const CRD_COUNT: usize = 11;
+const CRD_COUNT: usize = 13;
 
-fn cert_manager_and_prometheus_operator(kubectl: &str) {
+fn cert_manager_prometheus_operator_and_gateway_api(kubectl: &str) {
     let p = Proc::server();
     let k = p.kubectl(kubectl);
 
     // As the projects document it: cert-manager's with `kubectl apply`, the
     // Prometheus operator's (too big for client-side apply's annotation)
-    // with `--server-side`.
+    // and the Gateway API's with `--server-side`.
     let started = Instant::now();
     let out = k.ok(&["apply", "-f", &fixtures("cert-manager")]);
     assert_eq!(out.matches(" created").count(), 6, "{out}");
@@ -164,6 +204,8 @@ fn cert_manager_and_prometheus_operator(kubectl: &str) {
         &fixtures("prometheus-operator"),
     ]);
     assert_eq!(out.matches("serverside-applied").count(), 5, "{out}");
+    let out = k.ok(&["apply", "--server-side", "-f", &fixtures("gateway-api")]);
+    assert_eq!(out.matches("serverside-applied").count(), 2, "{out}");
     let out = k.ok(&[
         "wait",
         "--for=condition=Established",
@@ -208,6 +250,12 @@ fn cert_manager_and_prometheus_operator(kubectl: &str) {
     assert_eq!(prom["spec"]["shards"], 1, "{prom}");
     assert_eq!(prom["spec"]["portName"], "web", "{prom}");
     assert_eq!(prom["spec"]["evaluationInterval"], "30s", "{prom}");
+    let route = k.json(&["get", "httproute", "web"]);
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"][0],
+        serde_json::json!({"group": "", "kind": "Service", "name": "web", "port": 80, "weight": 1}),
+        "{route}"
+    );
 
     // Printer columns (Issuer/Status/Expiration are priority 1: -o wide),
     // short names, categories, the status subresource.
@@ -249,6 +297,13 @@ fn cert_manager_and_prometheus_operator(kubectl: &str) {
     ] {
         assert!(category.contains(name), "{category}");
     }
+    let table = k.ok(&["get", "httproutes"]);
+    assert_eq!(
+        header_columns(&table),
+        ["NAME", "HOSTNAMES", "AGE"],
+        "{table}"
+    );
+    assert!(table.contains(r#"["web.example.test"]"#), "{table}");
     let table = k.ok(&["get", "prometheus"]);
     assert_eq!(
         header_columns(&table),
