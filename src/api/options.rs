@@ -70,6 +70,8 @@ pub struct DeleteOptions {
     pub precondition_resource_version: Option<String>,
     /// As [`WriteOptions::user`].
     pub user: Option<Arc<crate::api::UserInfo>>,
+    /// As [`WriteOptions::warnings`] (admission webhooks' warnings).
+    pub warnings: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 #[derive(Debug, Clone, Default)]

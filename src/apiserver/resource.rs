@@ -237,6 +237,7 @@ async fn dispatch(
             };
             let mut opts = call.query.delete(body.as_ref())?;
             opts.user = call.user.clone();
+            opts.warnings = warnings.clone();
             let out = api.delete(r, ns, name, &opts).await?.into_response(r);
             Ok(codec::respond(200, &out, Output::Json))
         }
@@ -248,6 +249,7 @@ async fn dispatch(
             };
             let mut opts = call.query.delete(body.as_ref())?;
             opts.user = call.user.clone();
+            opts.warnings = warnings.clone();
             let items = api
                 .delete_collection(r, ns, &call.query.list()?, &opts)
                 .await?;

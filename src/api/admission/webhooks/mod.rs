@@ -137,7 +137,7 @@ impl<'a> Subject<'a> {
             user: opts.user.as_deref(),
             dry_run: opts.dry_run,
             options,
-            warnings: None,
+            warnings: Some(&opts.warnings),
         }
     }
 

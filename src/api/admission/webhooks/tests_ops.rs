@@ -26,6 +26,11 @@ fn deny_old(review: &Value) -> Value {
     }
 }
 
+/// Allows everything, with a warning for the client.
+fn allow_warning(_: &Value) -> Value {
+    json!({"allowed": true, "warnings": ["deleting is noted"]})
+}
+
 fn rules(ops: Value, resources: Value) -> Value {
     json!({"rules": [{"operations": ops, "apiGroups": [""], "apiVersions": ["v1"], "resources": resources}]})
 }
@@ -299,5 +304,27 @@ async fn bad_match_conditions_are_refused() {
     assert!(
         text.contains("webhooks[0].matchConditions[1].name: Duplicate value: \"a\""),
         "{text}"
+    );
+}
+
+#[tokio::test]
+async fn delete_warnings_reach_the_client() {
+    let (api, _dir) = api().await;
+    let server = serve(Duration::ZERO, Arc::new(allow_warning)).await;
+    let extra = rules(json!(["DELETE"]), json!(["configmaps"]));
+    let h = hook(
+        "warn.example.com",
+        url(&server, "/v"),
+        &server.ca_pem,
+        extra,
+    );
+    configure(&api, VALIDATING, "warn", vec![h]).await;
+    create_cm(&api, "w", Value::Null).await.unwrap();
+    let r = api.registry().find("", "v1", "configmaps").unwrap();
+    let opts = DeleteOptions::default();
+    api.delete(r, Some("default"), "w", &opts).await.unwrap();
+    assert_eq!(
+        *opts.warnings.lock().unwrap(),
+        vec!["deleting is noted".to_string()]
     );
 }
