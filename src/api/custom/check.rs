@@ -157,85 +157,14 @@ fn conversion(conv: &Value) -> Vec<FieldCause> {
     causes
 }
 
-/// `webhookClientConfig` (upstream's `ValidateWebhookURL` with https
-/// forced, `ValidateWebhookService`).
+/// `webhookClientConfig`: required under strategy Webhook, then as every
+/// webhook's client config.
 fn client_config(client: &Value) -> Vec<FieldCause> {
     let at = "spec.conversion.webhookClientConfig";
     if !client.is_object() {
         return vec![v::required(at, "required when strategy is set to Webhook")];
     }
-    let mut causes = Vec::new();
-    match (client.get("url"), client.get("service")) {
-        (Some(url), None) => {
-            let at = format!("{at}.url");
-            let text = url.as_str().unwrap_or("");
-            match text.strip_prefix("https://") {
-                None => causes.push(v::invalid(
-                    &at,
-                    url,
-                    "'https' is the only allowed URL scheme",
-                )),
-                Some(rest) => {
-                    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-                    if host.is_empty() {
-                        causes.push(v::invalid(&at, url, "host must be specified"));
-                    }
-                    if host.contains('@') {
-                        causes.push(v::invalid(
-                            &at,
-                            url,
-                            "user information is not permitted in the URL",
-                        ));
-                    }
-                    if rest.contains('#') {
-                        causes.push(v::invalid(
-                            &at,
-                            url,
-                            "fragments are not permitted in the URL",
-                        ));
-                    }
-                    if rest.contains('?') {
-                        causes.push(v::invalid(
-                            &at,
-                            url,
-                            "query parameters are not permitted in the URL",
-                        ));
-                    }
-                }
-            }
-        }
-        (None, Some(svc)) => {
-            let at = format!("{at}.service");
-            for k in ["namespace", "name"] {
-                if svc[k].as_str().unwrap_or("").is_empty() {
-                    causes.push(v::required(
-                        &format!("{at}.{k}"),
-                        &format!("service {k} is required"),
-                    ));
-                }
-            }
-            if let Some(path) = svc.get("path") {
-                if !path.as_str().is_some_and(|p| p.starts_with('/')) {
-                    causes.push(v::invalid(
-                        &format!("{at}.path"),
-                        path,
-                        "must start with a '/'",
-                    ));
-                }
-            }
-            if let Some(port) = svc.get("port") {
-                if !port.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
-                    causes.push(v::invalid(
-                        &format!("{at}.port"),
-                        port,
-                        "port is not valid: must be between 1 and 65535, inclusive",
-                    ));
-                }
-            }
-        }
-        _ => causes.push(v::required(at, "exactly one of url or service is required")),
-    }
-    causes
+    v::webhook_client_config(at, client)
 }
 
 /// `conversionReviewVersions`: required, DNS-1035 labels without

@@ -65,52 +65,7 @@ fn strings(value: &Value, key: &str) -> Vec<String> {
 
 fn client_config(out: &mut Vec<FieldCause>, cc: Option<&Value>, at: &str) {
     let at = format!("{at}.clientConfig");
-    let cc = cc.unwrap_or(&Value::Null);
-    match (cc.get("url"), cc.get("service")) {
-        (Some(url), None) => {
-            let s = url.as_str().unwrap_or("");
-            if !s.starts_with("https://") {
-                out.push(v::invalid(
-                    &format!("{at}.url"),
-                    url,
-                    "'https' is the only allowed URL scheme",
-                ));
-            }
-        }
-        (None, Some(svc)) => {
-            let at = format!("{at}.service");
-            for k in ["namespace", "name"] {
-                if text(svc, k).is_empty() {
-                    out.push(v::required(
-                        &format!("{at}.{k}"),
-                        &format!("service {k} is required"),
-                    ));
-                }
-            }
-            if let Some(path) = svc.get("path") {
-                if !path.as_str().is_some_and(|p| p.starts_with('/')) {
-                    out.push(v::invalid(
-                        &format!("{at}.path"),
-                        path,
-                        "must start with a '/'",
-                    ));
-                }
-            }
-            if let Some(port) = svc.get("port") {
-                if !port.as_u64().is_some_and(|p| (1..=65535).contains(&p)) {
-                    out.push(v::invalid(
-                        &format!("{at}.port"),
-                        port,
-                        "port is not valid: must be between 1 and 65535, inclusive",
-                    ));
-                }
-            }
-        }
-        _ => out.push(v::required(
-            &at,
-            "exactly one of url or service is required",
-        )),
-    }
+    out.extend(v::webhook_client_config(&at, cc.unwrap_or(&Value::Null)));
 }
 
 fn rules(out: &mut Vec<FieldCause>, hook: &Value, at: &str) {

@@ -9,6 +9,7 @@ mod meta;
 mod names;
 mod owners;
 mod render;
+mod webhook;
 
 use serde_json::{json, Value};
 
@@ -20,6 +21,7 @@ pub use names::{
 /// Go's `%q` (`strconv.Quote`), which upstream uses for names in messages
 /// such as `pods "x" not found`.
 pub use render::go_quote;
+pub use webhook::webhook_client_config;
 
 /// One invalid field, as a Status cause.
 #[derive(Clone, Debug, PartialEq, Eq)]
