@@ -91,8 +91,25 @@ pub fn short_tempdir() -> tempfile::TempDir {
         .expect("create temp dir")
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's
+/// ephemeral range (32768+) and the NodePort range (30000+): a port handed
+/// out by binding :0 comes from the ephemeral range, where an outgoing
+/// connection can take it as its source port before the server listens on
+/// it ("Address already in use"). Successive calls walk the range from a
+/// per-process start, so tests running in parallel do not pick the same.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 16_000;
+    const COUNT: u32 = 14_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % COUNT;
+    for _ in 0..COUNT {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (start + n) % COUNT) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().unwrap().port()
 }
